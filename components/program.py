@@ -1,0 +1,74 @@
+"""The Pulumi program: read the stack settings once, declare the tenant, export what the ERP needs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from components.settings import KNOWN_KEYS, NAMESPACE, SettingsError, load_settings, parse_rfc3339
+from components.tenant import Pop3Tenant, Pop3TenantArgs
+
+NOW_ENV = "POP3_OAUTH_NOW"
+COMPONENT_NAME = "pop3"
+
+
+def program_clock(environ: Mapping[str, str] | None = None) -> datetime:
+    """Now, or the moment in ``POP3_OAUTH_NOW`` (RFC 3339): tests and previews of a future rotation set it."""
+    value = (os.environ if environ is None else environ).get(NOW_ENV, "").strip()
+    if not value:
+        return datetime.now(UTC)
+    try:
+        return parse_rfc3339(value)
+    except ValueError:
+        raise ValueError(
+            f"{NOW_ENV} must be an RFC 3339 time with offset, e.g. 2027-01-31T08:00:00Z (got {value!r})"
+        ) from None
+
+
+def raw_stack_config() -> dict[str, Any]:
+    """Every ``pop3-oauth:*`` value set for this stack, keyed without the namespace.
+
+    Unknown keys are included so that a typo (``mailbox`` for ``mailboxes``) is reported, not ignored.
+    """
+    prefix = f"{NAMESPACE}:"
+    present = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    names = {full[len(prefix) :] for full in present if full.startswith(prefix)} | set(KNOWN_KEYS)
+    config = pulumi.Config(NAMESPACE)
+    return {name: value for name in sorted(names) if (value := config.get(name)) is not None}
+
+
+def recorded_schedule() -> pulumi.Output[Any]:
+    """The rotation schedule this stack's last update recorded (None before the first one).
+
+    Read through a reference to the stack itself: the schedule has to survive a change of
+    ``secretRotationDays`` without renewing every secret at once, so the program needs its memory.
+    """
+    stack = pulumi.get_stack()
+    organization = pulumi.get_organization() or "organization"
+    own_outputs = pulumi.StackReference(f"{organization}/{pulumi.get_project()}/{stack}")
+    return own_outputs.outputs.apply(lambda outputs: (outputs or {}).get("secretSchedule"))
+
+
+def run(now: datetime | None = None) -> Pop3Tenant:
+    """Validate the whole configuration first (every problem at once), then declare the tenant."""
+    try:
+        settings = load_settings(raw_stack_config())
+    except SettingsError as error:
+        raise pulumi.RunError(str(error)) from None
+    tenant = Pop3Tenant(
+        COMPONENT_NAME,
+        Pop3TenantArgs(
+            settings=settings,
+            now=now or program_clock(),
+            stack=pulumi.get_stack(),
+            recorded_schedule=recorded_schedule(),
+        ),
+    )
+    for name, value in tenant.outputs.items():
+        pulumi.export(name, value)
+    return tenant

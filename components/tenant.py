@@ -1,0 +1,237 @@
+"""``Pop3Tenant``: everything one customer tenant needs for app-only POP3 access, as one component."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pulumi
+import pulumi_azuread as azuread
+
+from components.clouds import EXCHANGE_ONLINE_APP_ID, POP3_PORT, POP_ACCESS_AS_APP, get_cloud
+from components.exchange import MailboxPermission, ServicePrincipalRegistration
+from components.rotation import Generation, SecretSchedule, plan_secrets, to_rfc3339
+from components.settings import SECRET_SLOTS, StackSettings
+
+FULL_ACCESS = ("FullAccess",)
+
+
+@dataclass(frozen=True)
+class Pop3TenantArgs:
+    """What the component needs: validated settings, the clock, and the schedule the stack last recorded."""
+
+    settings: StackSettings
+    now: datetime
+    stack: str
+    recorded_schedule: pulumi.Input[Any] = None
+
+
+class Pop3Tenant(pulumi.ComponentResource):
+    """App registration, consent, rotating secrets, Exchange registration and mailbox access of one tenant.
+
+    Declares, under one ``azuread.Provider`` pinned to the tenant: the Application requesting
+    POP.AccessAsApp, its ServicePrincipal, the AppRoleAssignment that is the admin consent, three
+    rotating ApplicationPasswords, the Exchange service principal and one FullAccess permission per
+    mailbox. The tenant's Office 365 Exchange Online service principal is looked up, never managed.
+    """
+
+    client_id: pulumi.Output[str]
+    service_principal_object_id: pulumi.Output[str]
+    client_secret: pulumi.Output[str]
+    schedule: pulumi.Output[SecretSchedule]
+    outputs: dict[str, pulumi.Output[Any]]
+
+    def __init__(self, name: str, args: Pop3TenantArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pop3-oauth:tenant:Pop3Tenant", name, None, opts)
+        settings = args.settings
+        cloud = get_cloud(settings.cloud)
+        provider = azuread.Provider(
+            f"{name}-azuread",
+            tenant_id=settings.tenant_id,
+            environment=cloud.azuread_environment,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        in_tenant = pulumi.ResourceOptions(parent=self, provider=provider)
+
+        exchange_online = azuread.get_service_principal_output(
+            client_id=EXCHANGE_ONLINE_APP_ID,
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=provider),
+        )
+        pop_role_id = exchange_online.app_role_ids.apply(_pop_role_id)
+        notes = (
+            f"Managed by Pulumi: project pop3-oauth, stack {args.stack}. POP3 access for Concept Office. "
+            "Changes made by hand are undone by the next `pulumi up`."
+        )
+        tags = ["pop3-oauth", f"pop3-oauth-stack:{args.stack}", *settings.tags]
+        owners = list(settings.owners) or None
+
+        app = azuread.Application(
+            f"{name}-app",
+            display_name=settings.app_display_name,
+            sign_in_audience="AzureADMyOrg",
+            owners=owners,
+            notes=notes,
+            tags=tags,
+            required_resource_accesses=[
+                azuread.ApplicationRequiredResourceAccessArgs(
+                    resource_app_id=EXCHANGE_ONLINE_APP_ID,
+                    resource_accesses=[
+                        azuread.ApplicationRequiredResourceAccessResourceAccessArgs(
+                            id=pop_role_id, type="Role"
+                        )
+                    ],
+                )
+            ],
+            opts=in_tenant,
+        )
+        service_principal = azuread.ServicePrincipal(
+            f"{name}-sp", client_id=app.client_id, owners=owners, notes=notes, opts=in_tenant
+        )
+        consent = azuread.AppRoleAssignment(
+            f"{name}-pop-consent",
+            app_role_id=pop_role_id,
+            principal_object_id=service_principal.object_id,
+            resource_object_id=exchange_online.object_id,
+            opts=in_tenant,
+        )
+
+        schedule = pulumi.Output.from_input(args.recorded_schedule).apply(
+            lambda recorded: plan_secrets(
+                args.now,
+                settings.tenant_id,
+                settings.secret_rotation_days,
+                settings.force_rotation,
+                SecretSchedule.from_output(recorded),
+            )
+        )
+        passwords = [self._password(name, slot, app, schedule, in_tenant) for slot in range(SECRET_SLOTS)]
+
+        registration = ServicePrincipalRegistration(
+            f"{name}-exchange-sp",
+            tenant_id=settings.tenant_id,
+            app_id=app.client_id,
+            object_id=service_principal.object_id,
+            display_name=settings.app_display_name,
+            cloud=settings.cloud,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[consent, *passwords]),
+        )
+        for mailbox in settings.mailboxes:
+            MailboxPermission(
+                f"{name}-fullaccess-{mailbox.lower()}",
+                tenant_id=settings.tenant_id,
+                mailbox=mailbox,
+                user=service_principal.object_id,
+                access_rights=list(FULL_ACCESS),
+                cloud=settings.cloud,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[registration]),
+            )
+
+        newest_slot = schedule.apply(lambda s: s.newest.slot)
+        newest_value: pulumi.Output[str] = pulumi.Output.all(
+            newest_slot, *(p.value for p in passwords)
+        ).apply(lambda values: str(values[1 + values[0]]))
+        client_secret: pulumi.Output[str] = pulumi.Output.secret(newest_value)
+        managed_secrets = [
+            pulumi.Output.all(
+                slot=slot,
+                key_id=p.key_id,
+                created=p.start_date,
+                expires=p.end_date,
+                display_name=p.display_name,
+            ).apply(_managed_secret_record)
+            for slot, p in enumerate(passwords)
+        ]
+        adopted_secrets = [
+            {
+                "keyId": adopted.key_id,
+                "displayName": adopted.display_name,
+                "slot": None,
+                "createdAt": None,
+                "expiresAt": to_rfc3339(adopted.expires_at),
+                "managed": False,
+            }
+            for adopted in settings.adopted_secrets
+            if adopted.expires_at > args.now
+        ]
+        pop3_host = cloud.pop3_host
+        mailboxes = list(settings.mailboxes)
+
+        self.client_id = app.client_id
+        self.service_principal_object_id = service_principal.object_id
+        self.client_secret = client_secret
+        self.schedule = schedule
+        self.outputs = {
+            "tenantId": pulumi.Output.from_input(settings.tenant_id),
+            "clientId": app.client_id,
+            "servicePrincipalObjectId": service_principal.object_id,
+            "clientSecret": client_secret,
+            "clientSecretExpiresAt": schedule.apply(lambda s: to_rfc3339(s.newest.expires_at)),
+            "nextSecretRotationAt": schedule.apply(lambda s: to_rfc3339(s.next_rotation_at)),
+            "secrets": pulumi.Output.all(*managed_secrets).apply(
+                lambda managed: [*managed, *adopted_secrets]
+            ),
+            "mailboxes": pulumi.Output.from_input(mailboxes),
+            "pop3Host": pulumi.Output.from_input(pop3_host),
+            "pop3Port": pulumi.Output.from_input(POP3_PORT),
+            "tokenEndpoint": pulumi.Output.from_input(cloud.token_endpoint(settings.tenant_id)),
+            "tokenScope": pulumi.Output.from_input(cloud.exchange_scope),
+            "cloud": pulumi.Output.from_input(cloud.name),
+            "conceptOffice": pulumi.Output.secret(
+                pulumi.Output.all(app.client_id, client_secret).apply(
+                    lambda values: {
+                        "tenantId": settings.tenant_id,
+                        "clientId": values[0],
+                        "clientSecret": values[1],
+                        "pop3Host": pop3_host,
+                        "pop3Port": POP3_PORT,
+                        "useTls": True,
+                        "mailboxes": mailboxes,
+                    }
+                )
+            ),
+            "secretSchedule": schedule.apply(lambda s: s.to_output()),
+        }
+        self.register_outputs(self.outputs)
+
+    def _password(
+        self,
+        name: str,
+        slot: int,
+        app: azuread.Application,
+        schedule: pulumi.Output[SecretSchedule],
+        in_tenant: pulumi.ResourceOptions,
+    ) -> azuread.ApplicationPassword:
+        generation: pulumi.Output[Generation] = schedule.apply(lambda s: s.generations[slot])
+        return azuread.ApplicationPassword(
+            f"{name}-secret-{slot}",
+            application_id=app.id,
+            display_name=generation.apply(lambda g: g.display_name),
+            end_date=generation.apply(lambda g: to_rfc3339(g.expires_at)),
+            rotate_when_changed=generation.apply(lambda g: g.keepers),
+            opts=pulumi.ResourceOptions.merge(
+                in_tenant, pulumi.ResourceOptions(additional_secret_outputs=["value"])
+            ),
+        )
+
+
+def _pop_role_id(app_role_ids: Mapping[str, str] | None) -> str:
+    role_id = (app_role_ids or {}).get(POP_ACCESS_AS_APP)
+    if not role_id:
+        raise ValueError(
+            f"The tenant's Office 365 Exchange Online service principal ({EXCHANGE_ONLINE_APP_ID}) offers no "
+            f"{POP_ACCESS_AS_APP} app role. Is Exchange Online licensed and provisioned in this tenant?"
+        )
+    return role_id
+
+
+def _managed_secret_record(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "keyId": values["key_id"],
+        "displayName": values["display_name"],
+        "slot": values["slot"],
+        "createdAt": values["created"],
+        "expiresAt": values["expires"],
+        "managed": True,
+    }

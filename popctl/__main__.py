@@ -1,0 +1,5 @@
+import sys
+
+from popctl.cli import main
+
+sys.exit(main())
