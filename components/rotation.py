@@ -30,6 +30,7 @@ from typing import Any
 from components.settings import MAX_SECRET_LIFETIME_DAYS, SECRET_SLOTS, parse_rfc3339
 
 GRID_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+SECRET_STATUSES = ("current", "previous", "retiring")
 LIFETIME_PERIODS = 3
 
 
@@ -125,6 +126,12 @@ class SecretSchedule:
     @property
     def next_rotation_at(self) -> datetime:
         return self.anchor.event(self.newest.index + 1)
+
+    def status(self, slot: int) -> str:
+        """``current`` (give it to the ERP), ``previous`` (still valid while the ERP switches over) or
+        ``retiring`` (renewed by the next rotation, when it expires anyway)."""
+        age = self.newest.index - self.generations[slot].index
+        return SECRET_STATUSES[min(age, len(SECRET_STATUSES) - 1)]
 
     def to_output(self) -> dict[str, Any]:
         """The record kept in the ``secretSchedule`` stack output (no secret in it)."""

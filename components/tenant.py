@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -140,6 +141,7 @@ class Pop3Tenant(pulumi.ComponentResource):
                 created=p.start_date,
                 expires=p.end_date,
                 display_name=p.display_name,
+                status=schedule.apply(functools.partial(_slot_status, slot=slot)),
             ).apply(_managed_secret_record)
             for slot, p in enumerate(passwords)
         ]
@@ -151,6 +153,7 @@ class Pop3Tenant(pulumi.ComponentResource):
                 "createdAt": None,
                 "expiresAt": to_rfc3339(adopted.expires_at),
                 "managed": False,
+                "status": "adopted",
             }
             for adopted in settings.adopted_secrets
             if adopted.expires_at > args.now
@@ -226,6 +229,10 @@ def _pop_role_id(app_role_ids: Mapping[str, str] | None) -> str:
     return role_id
 
 
+def _slot_status(schedule: SecretSchedule, slot: int) -> str:
+    return schedule.status(slot)
+
+
 def _managed_secret_record(values: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "keyId": values["key_id"],
@@ -234,4 +241,5 @@ def _managed_secret_record(values: Mapping[str, Any]) -> dict[str, Any]:
         "createdAt": values["created"],
         "expiresAt": values["expires"],
         "managed": True,
+        "status": values["status"],
     }

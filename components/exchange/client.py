@@ -1,0 +1,486 @@
+"""A Pulumi-free client for the Exchange Online admin endpoint.
+
+``POST {exchangeUrl}/adminapi/beta/{tenant}/InvokeCommand`` runs one cmdlet.
+
+It does the protocol work for the providers and for popctl: headers for app-only and delegated tokens,
+error classification by body text, bounded retries that honour ``Retry-After``, read-back instead of a blind
+replay of New-/Add- after a 5xx, paging, normalisation of every response variant seen in the wild, and bounded
+polling through replication lag. Tokens never appear in exceptions or logs. ``REQUESTS_CA_BUNDLE`` applies.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import jwt
+import requests
+
+from components.clouds import Cloud
+from components.exchange.auth import TokenSource
+
+log = logging.getLogger(__name__)
+
+APP_ONLY_ANCHOR = "APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@"
+RETRYABLE_STATUSES = frozenset({429, 503, 504})
+NOT_FOUND_MARKERS = ("couldn't be found", "could not be found", "managementobjectnotfoundexception")
+ALREADY_GONE_MARKERS = ("ace doesn't exist", "ace does not exist")
+ALREADY_EXISTS_MARKERS = ("already exists", "already registered")
+THROTTLE_MARKERS = ("maximum number of concurrent requests", "too many requests")
+DENIED_MARKERS = ("access is denied", "accessdenied", "isn't allowed", "not authorized", "unauthorized")
+
+T = TypeVar("T")
+
+
+class ExchangeError(Exception):
+    """A cmdlet failed.
+
+    Attributes: ``status`` (HTTP), ``cmdlet``, ``request_id``, ``code`` (exception class or error code) and
+    ``reason`` (Exchange's human text, taken from ``details``). Never carries a token.
+    """
+
+    def __init__(
+        self, reason: str, *, cmdlet: str, status: int | None = None, request_id: str = "", code: str = ""
+    ) -> None:
+        self.reason = reason
+        self.cmdlet = cmdlet
+        self.status = status
+        self.request_id = request_id
+        self.code = code
+        where = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(
+            f"{cmdlet} failed ({where}{', request id ' + request_id if request_id else ''}): {reason}"
+        )
+
+
+class ExchangeNotFound(ExchangeError):
+    """The object named by ``Identity`` (or ``User``) does not exist, or is not visible yet."""
+
+
+class ExchangeAlreadyGone(ExchangeError):
+    """A Remove- found nothing to remove (for mailbox permissions: the ACE doesn't exist)."""
+
+
+class ExchangeAlreadyExists(ExchangeError):
+    """A New-/Add- found the object already there."""
+
+
+class ExchangeAccessDenied(ExchangeError):
+    """401/403: the caller lacks Exchange.ManageAsApp plus an Exchange role, or AdminApi.AccessAsUser.All."""
+
+
+class ExchangeThrottled(ExchangeError):
+    """Throttling or unavailability outlasted the retry budget."""
+
+
+class ExchangeOutcomeUnknown(ExchangeError):
+    """A New-/Add- got a 5xx: it may or may not have taken effect, so it was not replayed blindly."""
+
+
+class ExchangeReplicationTimeout(ExchangeError):
+    """An object just created did not become visible within the replication-lag budget."""
+
+
+class _Retry(Exception):
+    def __init__(self, error: ExchangeError, delay: float | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.delay = delay
+
+
+class ExchangeClient:
+    """Calls cmdlets in one tenant. Thread-safe as far as ``requests.Session`` is; one session per client.
+
+    ``max_retry_seconds`` bounds the time spent waiting out throttling and 5xx per call;
+    ``lag_timeout_seconds`` bounds the wait for a newly created object to become readable.
+    """
+
+    def __init__(
+        self,
+        tenant_id: str,
+        cloud: Cloud,
+        tokens: TokenSource,
+        *,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        max_retry_seconds: float = 120.0,
+        lag_timeout_seconds: float = 180.0,
+        timeout: tuple[float, float] = (10.0, 120.0),
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.cloud = cloud
+        self.url = f"{cloud.exchange_url}/adminapi/beta/{tenant_id}/InvokeCommand"
+        self._tokens = tokens
+        self._session = session or requests.Session()
+        self._clock = clock
+        self._sleep = sleep
+        self._max_retry_seconds = max_retry_seconds
+        self._lag_timeout_seconds = lag_timeout_seconds
+        self._timeout = timeout
+
+    def close(self) -> None:
+        self._session.close()
+
+    def invoke(self, cmdlet: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run ``cmdlet`` and return its objects, annotation keys stripped and all pages followed.
+
+        Retries 429/503/504 (honouring ``Retry-After``) within ``max_retry_seconds``. A New-/Add- that
+        gets a 5xx raises :class:`ExchangeOutcomeUnknown` instead of being replayed.
+        """
+        body = {"CmdletInput": {"CmdletName": cmdlet, "Parameters": dict(parameters or {})}}
+        results: list[dict[str, Any]] = []
+        url: str | None = self.url
+        while url is not None:
+            payload = self._post_with_retries(cmdlet, url, body)
+            results.extend(
+                strip_annotations(item) for item in payload.get("value") or [] if isinstance(item, dict)
+            )
+            url = self._next_link(cmdlet, payload.get("@odata.nextLink"))
+        return results
+
+    def get_service_principal(self, identity: str) -> dict[str, Any] | None:
+        """The service principal registration with this AppId, ObjectId or name, or None."""
+        try:
+            found = self.invoke("Get-ServicePrincipal", {"Identity": identity})
+        except ExchangeNotFound:
+            return None
+        return found[0] if found else None
+
+    def new_service_principal(self, app_id: str, object_id: str, display_name: str) -> dict[str, Any]:
+        """Register an Entra service principal in Exchange and wait until it can be read back."""
+        parameters = {"AppId": app_id, "ObjectId": object_id, "DisplayName": display_name}
+        read_back = lambda: self.get_service_principal(object_id)  # noqa: E731
+        self._create("New-ServicePrincipal", parameters, read_back)
+        return self.wait_until_visible("New-ServicePrincipal", read_back)
+
+    def set_service_principal(self, identity: str, display_name: str) -> None:
+        self.invoke("Set-ServicePrincipal", {"Identity": identity, "DisplayName": display_name})
+
+    def remove_service_principal(self, identity: str) -> bool:
+        """Remove the registration; False when it was already gone."""
+        try:
+            self.invoke("Remove-ServicePrincipal", {"Identity": identity, "Confirm": False})
+        except (ExchangeNotFound, ExchangeAlreadyGone):
+            return False
+        return True
+
+    def get_mailbox_permissions(self, mailbox: str, user: str | None = None) -> list[dict[str, Any]]:
+        """The mailbox's permission entries (``AccessRights`` as a list of str); raises ExchangeNotFound."""
+        parameters = {"Identity": mailbox} | ({"User": user} if user else {})
+        entries = self.invoke("Get-MailboxPermission", parameters)
+        return [entry | {"AccessRights": normalise_rights(entry.get("AccessRights"))} for entry in entries]
+
+    def add_mailbox_permission(
+        self,
+        mailbox: str,
+        user: str,
+        access_rights: Iterable[str],
+        *,
+        visible: Callable[[], bool] | None = None,
+    ) -> None:
+        """Grant ``access_rights`` on ``mailbox`` to ``user``; with ``visible``, wait until it says True."""
+        rights = list(access_rights)
+        parameters = {
+            "Identity": mailbox,
+            "User": user,
+            "AccessRights": rights,
+            "InheritanceType": "All",
+            "AutoMapping": False,
+        }
+        check = visible or (lambda: False)
+        self._create("Add-MailboxPermission", parameters, lambda: True if check() else None)
+        if visible is not None:
+            self.wait_until_visible("Add-MailboxPermission", lambda: True if visible() else None)
+
+    def remove_mailbox_permission(self, mailbox: str, user: str, access_rights: Iterable[str]) -> bool:
+        """Revoke ``access_rights``; False when there was nothing to remove (or the mailbox is gone)."""
+        parameters = {
+            "Identity": mailbox,
+            "User": user,
+            "AccessRights": list(access_rights),
+            "InheritanceType": "All",
+            "Confirm": False,
+        }
+        try:
+            self.invoke("Remove-MailboxPermission", parameters)
+        except (ExchangeNotFound, ExchangeAlreadyGone):
+            return False
+        return True
+
+    def get_cas_mailbox(self, mailbox: str) -> dict[str, Any] | None:
+        """The mailbox's client access settings (``PopEnabled`` as bool), or None when there is no mailbox."""
+        try:
+            found = self.invoke("Get-CASMailbox", {"Identity": mailbox})
+        except ExchangeNotFound:
+            return None
+        if not found:
+            return None
+        return found[0] | {"PopEnabled": as_bool(found[0].get("PopEnabled"))}
+
+    def wait_until_visible(self, cmdlet: str, read: Callable[[], T | None]) -> T:
+        """Poll ``read`` with a growing delay until it returns a value, within ``lag_timeout_seconds``."""
+        deadline = self._clock() + self._lag_timeout_seconds
+        delay = 1.0
+        while True:
+            found = read()
+            if found is not None:
+                return found
+            if self._clock() + delay > deadline:
+                raise ExchangeReplicationTimeout(
+                    f"the new object was still not readable after {self._lag_timeout_seconds:.0f} s "
+                    "(replication lag); run the operation again later",
+                    cmdlet=cmdlet,
+                )
+            self._sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def _create(
+        self, cmdlet: str, parameters: Mapping[str, Any], read_back: Callable[[], object | None]
+    ) -> None:
+        """Run a New-/Add-; after an unknown outcome read back, and replay only what is confirmed missing."""
+        deadline = self._clock() + self._max_retry_seconds
+        delay = 1.0
+        while True:
+            try:
+                self.invoke(cmdlet, parameters)
+                return
+            except ExchangeAlreadyExists:
+                return
+            except ExchangeOutcomeUnknown as unknown:
+                if read_back() is not None:
+                    return
+                if self._clock() + delay > deadline:
+                    raise unknown from None
+                log.info("%s outcome unknown and not readable; replaying once more", cmdlet)
+                self._sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def _post_with_retries(self, cmdlet: str, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        deadline = self._clock() + self._max_retry_seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._post(cmdlet, url, body)
+            except _Retry as retry:
+                delay = retry.delay if retry.delay is not None else min(2.0 ** (attempt - 1), 30.0)
+                if self._clock() + delay > deadline:
+                    raise ExchangeThrottled(
+                        f"gave up after {attempt} attempts in {self._max_retry_seconds:.0f} s: "
+                        f"{retry.error.reason}",
+                        cmdlet=cmdlet,
+                        status=retry.error.status,
+                        request_id=retry.error.request_id,
+                        code=retry.error.code,
+                    ) from None
+                log.info("%s: HTTP %s, retrying in %.1f s", cmdlet, retry.error.status, delay)
+                self._sleep(delay)
+
+    def _post(self, cmdlet: str, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        request_id = str(uuid.uuid4())
+        headers = self._headers(cmdlet, request_id)
+        try:
+            response = self._session.post(url, json=body, headers=headers, timeout=self._timeout, stream=True)
+        except requests.exceptions.SSLError:
+            raise ExchangeError(
+                f"TLS verification of {urlsplit(url).netloc} failed (REQUESTS_CA_BUNDLE?)",
+                cmdlet=cmdlet,
+                request_id=request_id,
+            ) from None
+        except requests.RequestException as error:
+            if _is_create(cmdlet):
+                raise ExchangeOutcomeUnknown(
+                    f"no response ({type(error).__name__})", cmdlet=cmdlet, request_id=request_id
+                ) from None
+            raise _Retry(
+                ExchangeError(f"no response ({type(error).__name__})", cmdlet=cmdlet, request_id=request_id),
+                None,
+            ) from None
+        with response:
+            raw = _raw_body(response)
+        request_id = (
+            response.headers.get("request-id") or response.headers.get("x-ms-request-id") or request_id
+        )
+        if response.status_code in (200, 201, 204):
+            return _parse_success(cmdlet, response.status_code, raw, request_id)
+        failure = classify(cmdlet, response.status_code, raw, request_id)
+        if (
+            _is_create(cmdlet)
+            and response.status_code >= 500
+            and type(failure) in (ExchangeError, ExchangeThrottled)
+        ):
+            raise ExchangeOutcomeUnknown(
+                failure.reason, cmdlet=cmdlet, status=failure.status, request_id=request_id
+            )
+        if isinstance(failure, ExchangeThrottled) or response.status_code in RETRYABLE_STATUSES:
+            raise _Retry(failure, _retry_after(response.headers.get("Retry-After")))
+        raise failure
+
+    def _headers(self, cmdlet: str, request_id: str) -> dict[str, str]:
+        token = self._tokens.get_token(self.tenant_id, self.cloud)
+        return {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Accept-Encoding": "identity",
+            "X-AnchorMailbox": anchor_mailbox(token, self.tenant_id),
+            "X-CmdletName": cmdlet,
+            "Prefer": "odata.maxpagesize=1000",
+            "client-request-id": request_id,
+        }
+
+    def _next_link(self, cmdlet: str, link: object) -> str | None:
+        if not link:
+            return None
+        ours, theirs = urlsplit(self.url), urlsplit(str(link))
+        if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
+            raise ExchangeError(f"refusing a paging link to another host ({theirs.netloc})", cmdlet=cmdlet)
+        return str(link)
+
+
+def anchor_mailbox(token: str, tenant_id: str) -> str:
+    """``X-AnchorMailbox`` for ``token``: ``UPN:<upn>`` when delegated, else the app-only system mailbox."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        claims = {}
+    user = claims.get("upn") or claims.get("unique_name")
+    if claims.get("scp") and user:
+        return f"UPN:{user}"
+    return f"{APP_ONLY_ANCHOR}{tenant_id}"
+
+
+def classify(cmdlet: str, status: int, raw: bytes, request_id: str = "") -> ExchangeError:
+    """The exception for an error response, chosen by the text in ``details`` first and the status second."""
+    code, reason = error_reason(raw)
+    text = f"{code} {reason}".lower()
+    kind: type[ExchangeError] = ExchangeError
+    if any(marker in text for marker in NOT_FOUND_MARKERS):
+        kind = ExchangeNotFound
+    elif any(marker in text for marker in ALREADY_GONE_MARKERS):
+        kind = ExchangeAlreadyGone
+    elif any(marker in text for marker in ALREADY_EXISTS_MARKERS):
+        kind = ExchangeAlreadyExists
+    elif status == 429 or any(marker in text for marker in THROTTLE_MARKERS):
+        kind = ExchangeThrottled
+    elif status in (401, 403) or any(marker in text for marker in DENIED_MARKERS):
+        kind = ExchangeAccessDenied
+        reason = (
+            f"{reason} (access denied: the app needs the Exchange.ManageAsApp permission and the Exchange "
+            "Administrator role, or sign in as an Exchange administrator with `python -m popctl login`)"
+        ).lstrip()
+    return kind(reason or f"HTTP {status}", cmdlet=cmdlet, status=status, request_id=request_id, code=code)
+
+
+def error_reason(raw: bytes) -> tuple[str, str]:
+    """(code, human reason) from an error body; tolerates NUL bytes, non-JSON and JSON-in-JSON ``details``."""
+    text = raw.replace(b"\x00", b"").decode("utf-8", errors="replace").strip()
+    try:
+        body = json.loads(text) if text else {}
+    except ValueError:
+        return "", text[:500]
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return "", text[:500]
+    details = error.get("details") or []
+    for detail in details if isinstance(details, list) else []:
+        message = detail.get("message") if isinstance(detail, dict) else detail
+        if message:
+            return _split_detail(str(message))
+    return str(error.get("code") or ""), str(error.get("message") or "")
+
+
+def _split_detail(message: str) -> tuple[str, str]:
+    stripped = message.strip()
+    if stripped.startswith("{"):
+        try:
+            inner = json.loads(stripped)
+        except ValueError:
+            inner = None
+        if isinstance(inner, dict):
+            code = str(inner.get("ExceptionClass") or inner.get("code") or inner.get("ErrorId") or "")
+            reason = inner.get("Message") or inner.get("message") or stripped
+            return _split_detail(str(reason))[0] or code, _split_detail(str(reason))[1]
+    parts = stripped.split("|")
+    if len(parts) >= 3:
+        return parts[1], "|".join(parts[2:])
+    return "", stripped
+
+
+def strip_annotations(value: Any) -> Any:
+    """``value`` without OData annotation keys (any key containing ``@``), recursively."""
+    if isinstance(value, dict):
+        return {key: strip_annotations(item) for key, item in value.items() if "@" not in key}
+    if isinstance(value, list):
+        return [strip_annotations(item) for item in value]
+    return value
+
+
+def normalise_rights(value: Any) -> list[str]:
+    """AccessRights as a list of str, whether it came as a list, a comma string or ``{"value": [...]}``."""
+    if isinstance(value, dict):
+        return normalise_rights(value.get("value"))
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list):
+        return [right for item in value for right in normalise_rights(item)]
+    return []
+
+
+def as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
+def _is_create(cmdlet: str) -> bool:
+    return cmdlet.startswith(("New-", "Add-"))
+
+
+def _raw_body(response: requests.Response) -> bytes:
+    """The body as sent, decompressed only when it really is gzip/deflate (never trusts Content-Encoding)."""
+    raw = response.raw.read(decode_content=False) or b""
+    encoding = response.headers.get("Content-Encoding", "").lower()
+    if encoding == "gzip" and raw[:2] == b"\x1f\x8b":
+        return gzip.decompress(raw)
+    if encoding == "deflate":
+        try:
+            return zlib.decompress(raw)
+        except zlib.error:
+            return raw
+    return raw
+
+
+def _parse_success(cmdlet: str, status: int, raw: bytes, request_id: str) -> dict[str, Any]:
+    text = raw.replace(b"\x00", b"").strip()
+    if status == 204 or not text:
+        return {}
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise ExchangeError(
+            "the response is not JSON", cmdlet=cmdlet, status=status, request_id=request_id
+        ) from None
+    return body if isinstance(body, dict) else {"value": body if isinstance(body, list) else []}
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None

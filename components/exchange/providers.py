@@ -1,0 +1,348 @@
+"""Dynamic providers for the two Exchange Online objects the manual procedure creates with PowerShell.
+
+Providers construct without arguments and keep nothing on ``self``: the pickled provider is a bare class
+reference. Credentials are read at call time (``components.exchange.auth``), and HTTP clients live in a
+process-wide registry keyed by tenant and cloud, shared by the host's worker threads.
+
+In ``diff``/``update``/``read``/``delete`` the ``olds``/``props`` are the stored *outputs* (the live values of
+the last create, update or refresh), so ``diff`` compares live state with the new inputs and drift shows.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+from pulumi.runtime.rpc import UNKNOWN
+
+from components.clouds import CLOUDS, get_cloud
+from components.exchange.auth import shared_token_source
+from components.exchange.client import ExchangeClient, ExchangeNotFound
+
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+ADDRESS = re.compile(r"^[^@\s\"<>(),;:\\\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
+ACCESS_RIGHTS = {
+    right.lower(): right
+    for right in (
+        "FullAccess",
+        "ReadPermission",
+        "ChangePermission",
+        "ChangeOwner",
+        "DeleteItem",
+        "ExternalAccount",
+    )
+}
+DEFAULT_CLOUD = "public"
+
+_clients: dict[tuple[str, Any], ExchangeClient] = {}
+_clients_lock = threading.Lock()
+
+
+class ExchangeProviderError(Exception):
+    """A precondition in the tenant is not met; the message says what to do."""
+
+
+def exchange_client(tenant_id: str, cloud_name: str) -> ExchangeClient:
+    """The process-wide client for this tenant and cloud, with the current endpoint overrides applied."""
+    cloud = get_cloud(cloud_name).with_overrides()
+    key = (tenant_id.lower(), cloud)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = ExchangeClient(tenant_id, cloud, shared_token_source())
+        return client
+
+
+def same(a: object, b: object) -> bool:
+    """Ids and addresses compare case-insensitively; an unknown value never equals anything."""
+    if a is UNKNOWN or b is UNKNOWN:
+        return False
+    return str(a).lower() == str(b).lower()
+
+
+def changed_keys(olds: Mapping[str, Any], news: Mapping[str, Any], keys: Iterable[str]) -> list[str]:
+    return [key for key in keys if not same(olds.get(key), news.get(key))]
+
+
+def check_guid(props: Mapping[str, Any], key: str, what: str) -> list[CheckFailure]:
+    value = props.get(key)
+    if value is UNKNOWN or (isinstance(value, str) and GUID.match(value)):
+        return []
+    return [
+        CheckFailure(
+            key, f"{key} must be {what} as a GUID like 00000000-0000-0000-0000-000000000000, got {value!r}"
+        )
+    ]
+
+
+def check_cloud(props: Mapping[str, Any]) -> list[CheckFailure]:
+    value = props.get("cloud", DEFAULT_CLOUD)
+    if value is UNKNOWN or (isinstance(value, str) and value in CLOUDS):
+        return []
+    return [CheckFailure("cloud", f"cloud must be one of {', '.join(sorted(CLOUDS))}, got {value!r}")]
+
+
+class ServicePrincipalRegistrationProvider(ResourceProvider):
+    """``New-ServicePrincipal``: registers the app's Entra service principal in Exchange Online.
+
+    Inputs: ``tenant_id``, ``app_id`` (client id), ``object_id`` (the *service principal's* object id,
+    never the app registration's), ``display_name``, ``cloud``. Outputs: the same keys with live values.
+    The id is the lower-case object id. Only the display name can change in place.
+    """
+
+    REPLACE_KEYS = ("tenant_id", "app_id", "object_id", "cloud")
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures = [
+            *check_guid(news, "tenant_id", "the tenant (directory) id"),
+            *check_guid(news, "app_id", "the application (client) id"),
+            *check_guid(news, "object_id", "the service principal's (enterprise application's) object id"),
+            *check_cloud(news),
+        ]
+        name = news.get("display_name")
+        if name is not UNKNOWN and not (isinstance(name, str) and name.strip() and len(name) <= 256):
+            failures.append(
+                CheckFailure(
+                    "display_name", "display_name must be a non-empty string of at most 256 characters"
+                )
+            )
+        return CheckResult({**news, "cloud": news.get("cloud", DEFAULT_CLOUD)}, failures)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        client = exchange_client(props["tenant_id"], props["cloud"])
+        live = client.get_service_principal(props["object_id"]) or self._absent_or_fail(client, props)
+        if not same(live.get("AppId"), props["app_id"]):
+            raise ExchangeProviderError(
+                f"Exchange already has object id {props['object_id']} registered "
+                f"for app {live.get('AppId')}, "
+                f"not {props['app_id']}: check object_id, or remove that registration with "
+                f"Remove-ServicePrincipal -Identity {props['object_id']}"
+            )
+        if live.get("DisplayName") != props["display_name"]:
+            client.set_service_principal(props["object_id"], props["display_name"])
+            live = {**live, "DisplayName": props["display_name"]}
+        return CreateResult(props["object_id"].lower(), self._outputs(props, live))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        live = exchange_client(props["tenant_id"], props["cloud"]).get_service_principal(id_)
+        if live is None:
+            return ReadResult(None, {})
+        return ReadResult(id_, self._outputs(props, live))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = changed_keys(olds, news, self.REPLACE_KEYS)
+        renamed = olds.get("display_name") != news.get("display_name") or news.get("display_name") is UNKNOWN
+        return DiffResult(changes=bool(replaces) or renamed, replaces=replaces, delete_before_replace=True)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        exchange_client(news["tenant_id"], news["cloud"]).set_service_principal(id_, news["display_name"])
+        return UpdateResult(
+            {**self._outputs(news, {}), "app_id": olds["app_id"], "object_id": olds["object_id"]}
+        )
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        client = exchange_client(props["tenant_id"], props["cloud"])
+        live = client.get_service_principal(id_)
+        if live is not None and same(live.get("AppId"), props["app_id"]):
+            client.remove_service_principal(id_)
+
+    @staticmethod
+    def _absent_or_fail(client: ExchangeClient, props: Mapping[str, Any]) -> dict[str, Any]:
+        """Create the registration, unless the app is already registered under another object id."""
+        other = client.get_service_principal(props["app_id"])
+        if other is not None:
+            raise ExchangeProviderError(
+                f"App {props['app_id']} is already registered in Exchange "
+                f"with object id {other.get('ObjectId')}, "
+                f"not {props['object_id']}. That is usually the app registration's object id instead of the "
+                "enterprise application's: remove it with "
+                f"Remove-ServicePrincipal -Identity {other.get('ObjectId')} "
+                "and run pulumi up again."
+            )
+        return client.new_service_principal(props["app_id"], props["object_id"], props["display_name"])
+
+    @staticmethod
+    def _outputs(props: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "tenant_id": props["tenant_id"],
+            "cloud": props.get("cloud", DEFAULT_CLOUD),
+            "app_id": live.get("AppId", props.get("app_id")),
+            "object_id": live.get("ObjectId") or live.get("Identity") or props.get("object_id"),
+            "display_name": live.get("DisplayName", props.get("display_name")),
+        }
+
+
+class MailboxPermissionProvider(ResourceProvider):
+    """``Add-MailboxPermission``: gives the service principal access rights (FullAccess) on one mailbox.
+
+    Inputs: ``tenant_id``, ``mailbox`` (address), ``user`` (the service principal's object id),
+    ``access_rights`` (default ``["FullAccess"]``), ``cloud``. Outputs: the same keys with live values, plus
+    ``principal_names`` (how Exchange may show the principal in ``User``: object id, app id, display name).
+    The id is ``<mailbox>:<user>`` in lower case.
+
+    Access rights change in place (Add-/Remove-MailboxPermission for the difference): a replacement would
+    revoke FullAccess before granting it again and break POP3 logins in between.
+    """
+
+    REPLACE_KEYS = ("tenant_id", "mailbox", "user", "cloud")
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures = [
+            *check_guid(news, "tenant_id", "the tenant (directory) id"),
+            *check_guid(news, "user", "the service principal's object id"),
+            *check_cloud(news),
+        ]
+        mailbox = news.get("mailbox")
+        if mailbox is not UNKNOWN and not (isinstance(mailbox, str) and ADDRESS.match(mailbox)):
+            failures.append(
+                CheckFailure(
+                    "mailbox", f"mailbox must be an e-mail address like edi@contoso.com, got {mailbox!r}"
+                )
+            )
+        rights = news.get("access_rights", ["FullAccess"])
+        failures += self._check_rights(rights)
+        inputs = {**news, "cloud": news.get("cloud", DEFAULT_CLOUD), "access_rights": self._canonical(rights)}
+        return CheckResult(inputs, failures)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        client = exchange_client(props["tenant_id"], props["cloud"])
+        self._require_pop_mailbox(client, props["tenant_id"], props["mailbox"])
+        names = self._principal_names(client, props["user"])
+        wanted = set(props["access_rights"])
+        held = self._held(client, props["mailbox"], names)
+        if not wanted <= held:
+            client.add_mailbox_permission(
+                props["mailbox"],
+                props["user"],
+                sorted(wanted - held),
+                visible=lambda: wanted <= self._held(client, props["mailbox"], names),
+            )
+            held |= wanted
+        return CreateResult(self._id(props), self._outputs(props, held, names))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        client = exchange_client(props["tenant_id"], props["cloud"])
+        names = set(props.get("principal_names") or ()) | {props["user"]}
+        try:
+            held = self._held(client, props["mailbox"], names)
+            if not held:
+                names = self._principal_names(client, props["user"], required=False)
+                held = self._held(client, props["mailbox"], names) if names else set()
+        except ExchangeNotFound:
+            held = set()
+        if not held:
+            return ReadResult(None, {})
+        return ReadResult(id_, self._outputs(props, held, names))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = changed_keys(olds, news, self.REPLACE_KEYS)
+        rights = news.get("access_rights")
+        regranted = rights is UNKNOWN or _folded(olds.get("access_rights")) != _folded(rights)
+        return DiffResult(changes=bool(replaces) or regranted, replaces=replaces, delete_before_replace=True)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        client = exchange_client(news["tenant_id"], news["cloud"])
+        wanted, held = set(news["access_rights"]), set(olds.get("access_rights") or ())
+        if wanted - held:
+            client.add_mailbox_permission(news["mailbox"], news["user"], sorted(wanted - held))
+        if held - wanted:
+            client.remove_mailbox_permission(news["mailbox"], news["user"], sorted(held - wanted))
+        return UpdateResult(self._outputs(news, wanted, set(olds.get("principal_names") or ())))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        client = exchange_client(props["tenant_id"], props["cloud"])
+        client.remove_mailbox_permission(
+            props["mailbox"], props["user"], props.get("access_rights") or ["FullAccess"]
+        )
+
+    @staticmethod
+    def _require_pop_mailbox(client: ExchangeClient, tenant_id: str, mailbox: str) -> None:
+        settings = client.get_cas_mailbox(mailbox)
+        if settings is None:
+            raise ExchangeProviderError(
+                f"Mailbox {mailbox} does not exist in tenant {tenant_id}: check the address in the stack's "
+                "`mailboxes` setting (the primary SMTP address of a user or shared mailbox)."
+            )
+        if not settings["PopEnabled"]:
+            raise ExchangeProviderError(
+                f"POP3 is disabled for mailbox {mailbox}: enable it with "
+                f"`Set-CASMailbox -Identity {mailbox} -PopEnabled $true` (or in the Exchange admin center: "
+                "Recipients > Mailboxes > the mailbox > Email apps > POP3), then run pulumi up again."
+            )
+
+    @staticmethod
+    def _principal_names(client: ExchangeClient, user: str, *, required: bool = True) -> set[str]:
+        principal = client.get_service_principal(user)
+        if principal is None:
+            if not required:
+                return set()
+            raise ExchangeProviderError(
+                f"Service principal {user} is not registered in Exchange (New-ServicePrincipal): create the "
+                "ServicePrincipalRegistration first (depends_on), "
+                "and pass the service principal's object id as user."
+            )
+        keys = ("Identity", "ObjectId", "AppId", "DisplayName")
+        return {str(principal[key]) for key in keys if principal.get(key)} | {user}
+
+    @staticmethod
+    def _held(client: ExchangeClient, mailbox: str, names: set[str]) -> set[str]:
+        """The explicit (not inherited, not deny) rights any of ``names`` holds on ``mailbox``."""
+        folded = {name.lower() for name in names}
+        return {
+            ACCESS_RIGHTS.get(right.lower(), right)
+            for entry in client.get_mailbox_permissions(mailbox)
+            if str(entry.get("User", "")).lower() in folded
+            and not entry.get("IsInherited")
+            and not entry.get("Deny")
+            for right in entry["AccessRights"]
+        }
+
+    @staticmethod
+    def _check_rights(rights: object) -> list[CheckFailure]:
+        if rights is UNKNOWN:
+            return []
+        valid = ", ".join(sorted(ACCESS_RIGHTS.values()))
+        if not isinstance(rights, list | tuple) or not rights:
+            return [CheckFailure("access_rights", f"access_rights must be a non-empty list of: {valid}")]
+        unknown = [
+            right for right in rights if right is not UNKNOWN and str(right).lower() not in ACCESS_RIGHTS
+        ]
+        if unknown:
+            return [CheckFailure("access_rights", f"unknown access rights {unknown}; valid: {valid}")]
+        return []
+
+    @staticmethod
+    def _canonical(rights: object) -> object:
+        if not isinstance(rights, list | tuple) or any(right is UNKNOWN for right in rights):
+            return rights
+        return sorted({ACCESS_RIGHTS.get(str(right).lower(), str(right)) for right in rights})
+
+    @staticmethod
+    def _id(props: Mapping[str, Any]) -> str:
+        return f"{props['mailbox']}:{props['user']}".lower()
+
+    @staticmethod
+    def _outputs(props: Mapping[str, Any], held: set[str], names: set[str]) -> dict[str, Any]:
+        return {
+            "tenant_id": props["tenant_id"],
+            "cloud": props.get("cloud", DEFAULT_CLOUD),
+            "mailbox": props["mailbox"],
+            "user": props["user"],
+            "access_rights": sorted(held),
+            "principal_names": sorted(names),
+        }
+
+
+def _folded(rights: object) -> set[str]:
+    return {str(right).lower() for right in rights} if isinstance(rights, list | tuple) else set()

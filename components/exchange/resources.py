@@ -1,0 +1,98 @@
+"""The Exchange Online objects as Pulumi resources (type tokens ``pulumi-python:dynamic/exchange:<Name>``).
+
+Renaming these classes or their ``name=`` changes URNs; moving the providers breaks existing stacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+from pulumi.dynamic import Resource
+
+from components.exchange.providers import MailboxPermissionProvider, ServicePrincipalRegistrationProvider
+
+
+class ServicePrincipalRegistration(Resource, module="exchange", name="ServicePrincipalRegistration"):
+    """The app's service principal registered in Exchange Online (``New-ServicePrincipal``).
+
+    Args:
+        tenant_id: the tenant (directory) id.
+        app_id: the application (client) id.
+        object_id: the *service principal's* (enterprise application's) object id,
+            never the app registration's.
+        display_name: the name Exchange shows; the only property that changes in place.
+        cloud: a key of ``components.clouds.CLOUDS`` (default ``public``).
+
+    Outputs carry the same keys with the live values; a change of any other input replaces the registration
+    (delete first, then create).
+    """
+
+    tenant_id: pulumi.Output[str]
+    app_id: pulumi.Output[str]
+    object_id: pulumi.Output[str]
+    display_name: pulumi.Output[str]
+    cloud: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        tenant_id: pulumi.Input[str],
+        app_id: pulumi.Input[str],
+        object_id: pulumi.Input[str],
+        display_name: pulumi.Input[str],
+        cloud: pulumi.Input[str] = "public",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {
+            "tenant_id": tenant_id,
+            "app_id": app_id,
+            "object_id": object_id,
+            "display_name": display_name,
+            "cloud": cloud,
+        }
+        super().__init__(ServicePrincipalRegistrationProvider(), resource_name, props, opts)
+
+
+class MailboxPermission(Resource, module="exchange", name="MailboxPermission"):
+    """Access rights of the service principal on one mailbox (``Add-MailboxPermission``).
+
+    Args:
+        tenant_id: the tenant (directory) id.
+        mailbox: the mailbox address; it must exist and have POP enabled, or create fails with the remedy.
+        user: the service principal's object id (as registered by ``ServicePrincipalRegistration``).
+        access_rights: default ``["FullAccess"]``; changes in place.
+        cloud: a key of ``components.clouds.CLOUDS`` (default ``public``).
+
+    Outputs carry the same keys with the live values (``access_rights`` as a sorted list) and
+    ``principal_names``, the names under which Exchange may list the principal.
+    """
+
+    tenant_id: pulumi.Output[str]
+    mailbox: pulumi.Output[str]
+    user: pulumi.Output[str]
+    access_rights: pulumi.Output[list[str]]
+    principal_names: pulumi.Output[list[str]]
+    cloud: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        tenant_id: pulumi.Input[str],
+        mailbox: pulumi.Input[str],
+        user: pulumi.Input[str],
+        access_rights: pulumi.Input[Sequence[pulumi.Input[str]]] = ("FullAccess",),
+        cloud: pulumi.Input[str] = "public",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {
+            "tenant_id": tenant_id,
+            "mailbox": mailbox,
+            "user": user,
+            "access_rights": list(access_rights) if isinstance(access_rights, tuple) else access_rights,
+            "cloud": cloud,
+            "principal_names": None,
+        }
+        super().__init__(MailboxPermissionProvider(), resource_name, props, opts)
