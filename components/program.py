@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from components.settings import KNOWN_KEYS, NAMESPACE, SettingsError, load_settings, parse_rfc3339
+from components.settings import KNOWN_KEYS, NAMESPACE, SettingsError, load_settings, program_clock
 from components.tenant import Pop3Tenant, Pop3TenantArgs
 
-NOW_ENV = "POP3_OAUTH_NOW"
 COMPONENT_NAME = "pop3"
-
-
-def program_clock(environ: Mapping[str, str] | None = None) -> datetime:
-    """Now, or the moment in ``POP3_OAUTH_NOW`` (RFC 3339): tests and previews of a future rotation set it."""
-    value = (os.environ if environ is None else environ).get(NOW_ENV, "").strip()
-    if not value:
-        return datetime.now(UTC)
-    try:
-        return parse_rfc3339(value)
-    except ValueError:
-        raise ValueError(
-            f"{NOW_ENV} must be an RFC 3339 time with offset, e.g. 2027-01-31T08:00:00Z (got {value!r})"
-        ) from None
 
 
 def raw_stack_config() -> dict[str, Any]:

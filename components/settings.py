@@ -8,6 +8,7 @@ to a program (strings; arrays and objects JSON-encoded) and either returns ``Sta
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 from components.clouds import CLOUDS
 
 NAMESPACE = "pop3-oauth"
+NOW_ENV = "POP3_OAUTH_NOW"
 
 DEFAULT_APP_DISPLAY_NAME = "POP3APP"
 DEFAULT_ROTATION_DAYS = 180
@@ -94,6 +96,22 @@ def parse_rfc3339(value: str) -> datetime:
     if parsed.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset")
     return parsed.astimezone(UTC)
+
+
+def program_clock(environ: Mapping[str, str] | None = None) -> datetime:
+    """Now, or the moment in ``POP3_OAUTH_NOW`` (RFC 3339): tests and previews of a future rotation set it.
+
+    The program, the fleet report and popctl share this clock, so they agree on what is due.
+    """
+    value = (os.environ if environ is None else environ).get(NOW_ENV, "").strip()
+    if not value:
+        return datetime.now(UTC)
+    try:
+        return parse_rfc3339(value)
+    except ValueError:
+        raise ValueError(
+            f"{NOW_ENV} must be an RFC 3339 time with offset, e.g. 2027-01-31T08:00:00Z (got {value!r})"
+        ) from None
 
 
 def key(name: str) -> str:

@@ -29,9 +29,9 @@ import requests
 from components.clouds import CLOUDS, EXCHANGE_ONLINE_APP_ID, POP_ACCESS_AS_APP, Cloud, get_cloud
 from components.exchange.auth import AuthError, TokenSource, shared_token_source
 from components.exchange.client import ExchangeClient, ExchangeError
-from components.settings import AdoptedSecret, format_adopted_secret
+from components.settings import AdoptedSecret, format_adopted_secret, is_guid, is_mailbox, program_clock
 from popctl.cli import EXIT_FAILED, EXIT_OK, UsageError
-from popctl.fleet import current_time, find_project_dir, parse_rfc3339
+from popctl.fleet import find_project_dir, parse_rfc3339
 from popctl.graph import GraphClient, GraphError
 
 PROJECT = "pop3-oauth"
@@ -45,8 +45,6 @@ APP_ROLE_ASSIGNMENT_TYPE = "azuread:index/appRoleAssignment:AppRoleAssignment"
 EXPECTED_SIGN_IN_AUDIENCE = "AzureADMyOrg"
 POP_ACCESS_AS_APP_ROLE_ID = "cb842b43-da6e-4506-86fe-bb12199c656d"
 
-GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 STACK_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -550,20 +548,23 @@ def run_command(
     """The ``popctl adopt`` command. Reads the tenant, writes the two files, prints the plan."""
     out = sys.stdout if stdout is None else stdout
     tenant_id = args.tenant_id.strip().lower()
-    if not GUID.match(tenant_id):
+    if not is_guid(tenant_id):
         raise UsageError(
             f"--tenant-id must be a GUID like 00000000-0000-0000-0000-000000000000, got {tenant_id!r}"
         )
-    if args.client_id is not None and not GUID.match(args.client_id.strip()):
+    if args.client_id is not None and not is_guid(args.client_id.strip()):
         raise UsageError(f"--client-id must be a GUID, got {args.client_id!r}")
     if not STACK_NAME.match(args.stack) or args.stack == "example":
         raise UsageError(f"--stack {args.stack!r}: use letters, digits, '.', '_' and '-' (and not 'example')")
-    mailboxes = list(dict.fromkeys(mailbox.strip() for mailbox in args.mailbox))
-    bad = [mailbox for mailbox in mailboxes if not ADDRESS.match(mailbox)]
+    mailboxes: list[str] = []
+    for mailbox in (entry.strip() for entry in args.mailbox):
+        if mailbox.lower() not in {known.lower() for known in mailboxes}:
+            mailboxes.append(mailbox)
+    bad = [mailbox for mailbox in mailboxes if not is_mailbox(mailbox)]
     if bad:
         raise UsageError(f"--mailbox must be an e-mail address like edi@contoso.com, got {', '.join(bad)}")
     try:
-        now = current_time()
+        now = program_clock()
         cloud = get_cloud(args.cloud).with_overrides()
     except ValueError as error:
         raise UsageError(str(error)) from error

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import sys
 import threading
@@ -21,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -29,6 +28,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from components import settings
+from components.settings import program_clock
 from popctl.cli import UsageError
 from popctl.previews import (
     CliPreviewRunner,
@@ -41,8 +42,6 @@ from popctl.previews import (
 EXAMPLE_STACK = "example"
 STACK_FILE = re.compile(r"^Pulumi\.(?P<stack>[A-Za-z0-9._-]+)\.yaml$")
 STACK_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
-NOW_ENV = "POP3_OAUTH_NOW"
-
 EXIT_IN_SYNC = 0
 EXIT_ATTENTION = 1
 EXIT_UNCHECKED = 3
@@ -139,23 +138,11 @@ class _SilentObserver:
 def parse_rfc3339(value: str, what: str) -> datetime:
     """``value`` as an aware UTC datetime; ValueError naming ``what`` unless it is RFC 3339 with an offset."""
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        return settings.parse_rfc3339(value)
     except ValueError as error:
         raise ValueError(
-            f"{what} is not an RFC 3339 time such as 2025-01-31T12:00:00Z (got {value!r})"
+            f"{what} is not an RFC 3339 time with an offset, such as 2025-01-31T12:00:00Z (got {value!r})"
         ) from error
-    if parsed.tzinfo is None:
-        raise ValueError(f"{what} needs a time-zone offset such as Z or +01:00 (got {value!r})")
-    return parsed.astimezone(UTC)
-
-
-def current_time(environ: Mapping[str, str] | None = None) -> datetime:
-    """Now, or ``POP3_OAUTH_NOW`` (RFC 3339) as the program reads it; ValueError if that is malformed."""
-    env = os.environ if environ is None else environ
-    override = env.get(NOW_ENV, "").strip()
-    if override:
-        return parse_rfc3339(override, NOW_ENV)
-    return datetime.now(UTC)
 
 
 def discover_stacks(stacks_dir: Path) -> list[str]:
@@ -270,7 +257,7 @@ def run_fleet(
     """
     if workers < 1:
         raise ValueError("workers must be at least 1")
-    moment = current_time() if now is None else now
+    moment = program_clock() if now is None else now
     watcher: FleetObserver = observer or _SilentObserver()
     started_at: dict[str, float] = {}
     lock = threading.Lock()
@@ -483,7 +470,7 @@ def run_command(
         if not STACK_NAME.match(name):
             raise UsageError(f"--stack {name!r} is not a stack name (letters, digits, '.', '_', '-')")
     try:
-        now = current_time()
+        now = program_clock()
     except ValueError as error:
         raise UsageError(str(error)) from error
     project_dir = args.project_dir or find_project_dir(Path.cwd())

@@ -10,7 +10,6 @@ the last create, update or refresh), so ``diff`` compares live state with the ne
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -29,9 +28,8 @@ from pulumi.runtime.rpc import UNKNOWN
 from components.clouds import CLOUDS, get_cloud
 from components.exchange.auth import shared_token_source
 from components.exchange.client import ExchangeClient, ExchangeNotFound
+from components.settings import is_guid, is_mailbox
 
-GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-ADDRESS = re.compile(r"^[^@\s\"<>(),;:\\\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 ACCESS_RIGHTS = {
     right.lower(): right
     for right in (
@@ -77,7 +75,7 @@ def changed_keys(olds: Mapping[str, Any], news: Mapping[str, Any], keys: Iterabl
 
 def check_guid(props: Mapping[str, Any], key: str, what: str) -> list[CheckFailure]:
     value = props.get(key)
-    if value is UNKNOWN or (isinstance(value, str) and GUID.match(value)):
+    if value is UNKNOWN or (isinstance(value, str) and is_guid(value)):
         return []
     return [
         CheckFailure(
@@ -204,7 +202,7 @@ class MailboxPermissionProvider(ResourceProvider):
             *check_cloud(news),
         ]
         mailbox = news.get("mailbox")
-        if mailbox is not UNKNOWN and not (isinstance(mailbox, str) and ADDRESS.match(mailbox)):
+        if mailbox is not UNKNOWN and not (isinstance(mailbox, str) and is_mailbox(mailbox)):
             failures.append(
                 CheckFailure(
                     "mailbox", f"mailbox must be an e-mail address like edi@contoso.com, got {mailbox!r}"

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
+from components.settings import program_clock
 from popctl import cli, fleet
 from popctl.previews import PreviewError
 from tests.fleet.conftest import (
@@ -408,13 +409,13 @@ def test_malformed_now_override_is_a_usage_error(recorded_fleet, monkeypatch, ca
     code, _, err = run_cli(["fleet", "--recorded", str(recorded_fleet)], capsys)
 
     assert code == 2
-    assert "POP3_OAUTH_NOW is not an RFC 3339 time" in err
+    assert "POP3_OAUTH_NOW must be an RFC 3339 time" in err
 
 
 def test_now_override_needs_an_offset():
-    with pytest.raises(ValueError, match="time-zone offset"):
-        fleet.current_time({"POP3_OAUTH_NOW": "2025-03-01T12:00:00"})
-    assert fleet.current_time({"POP3_OAUTH_NOW": "2025-03-01T13:00:00+01:00"}) == FIXED_NOW
+    with pytest.raises(ValueError, match="RFC 3339 time with offset"):
+        program_clock({"POP3_OAUTH_NOW": "2025-03-01T12:00:00"})
+    assert program_clock({"POP3_OAUTH_NOW": "2025-03-01T13:00:00+01:00"}) == FIXED_NOW
 
 
 def test_malformed_secret_entry_names_the_output():

@@ -11,8 +11,9 @@ import pulumi
 import pytest
 import yaml
 
-from components.program import program_clock, raw_stack_config
+from components.program import raw_stack_config
 from components.rotation import plan_secrets, to_rfc3339
+from components.settings import program_clock
 from tests.unit.conftest import PROJECT, STACK, RecordingMocks, secret_value
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -203,6 +203,10 @@ def test_outputs_carry_what_the_erp_needs_and_secrets_stay_secret(mocks: Recordi
         listed = values["secrets"]
         assert listed is not None
         assert [s["slot"] for s in listed] == [0, 1, 2]
+        statuses = {s["slot"]: s["status"] for s in listed}
+        assert statuses == {g.slot: schedule.status(g.slot) for g in schedule.generations}
+        assert sorted(statuses.values()) == ["current", "previous", "retiring"]
+        assert statuses[schedule.newest.slot] == "current"
         assert all(s["managed"] and s["keyId"] and s["expiresAt"] for s in listed)
         plain = json.dumps({k: v for k, v in values.items() if not secret[k]})
         assert "mock-secret-value" not in plain
@@ -238,6 +242,7 @@ def test_adopted_secrets_are_reported_until_they_expire(mocks: RecordingMocks) -
                 "createdAt": None,
                 "expiresAt": to_rfc3339(live.expires_at),
                 "managed": False,
+                "status": "adopted",
             }
         ]
 
