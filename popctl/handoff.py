@@ -1,0 +1,173 @@
+"""``popctl handoff``: the values an operator types into Concept Office's "Externe Systeme" module.
+
+Labels are German (as the ERP shows them) with English in parentheses. The client secret is shown
+only with ``--show-secret``; without it the stack's secrets are not even read in clear text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from components.clouds import CLOUDS, get_cloud
+from popctl import stack
+from popctl.cli import EXIT_FAILED, EXIT_OK, UsageError
+
+EXPIRY_WARNING_DAYS = 30
+HIDDEN = "(verborgen - mit --show-secret anzeigen) (hidden - use --show-secret)"
+TLS_VALUE = "Ja, SSL/TLS implizit (POP3S) (yes, implicit TLS)"
+AUTH_VALUE = "OAuth2 / XOAUTH2, App-only (Client Credentials) (OAuth2 app-only)"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One line of the sheet: JSON key, German label, English label and the value as shown."""
+
+    key: str
+    german: str
+    english: str
+    value: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.german} ({self.english})"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "handoff",
+        help='the values for Concept Office "Externe Systeme" (German labels)',
+        description='Print the values for Concept Office, module "Externe Systeme".',
+    )
+    parser.add_argument("--stack", required=True, help="the customer's stack")
+    parser.add_argument(
+        "--show-secret", action="store_true", help="include the client secret value (keep the output private)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the sheet")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``handoff`` command; returns the exit status."""
+    try:
+        outputs = stack.read_outputs(args.stack, show_secrets=args.show_secret)
+    except stack.StackError as error:
+        raise UsageError(str(error)) from None
+    if args.show_secret and outputs.client_secret is None:
+        print(
+            f"popctl handoff: stack {args.stack} returned no clientSecret value; run `pulumi up` first",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    now = datetime.now(UTC)
+    if args.json:
+        print(json.dumps(as_json(outputs, show_secret=args.show_secret, now=now), ensure_ascii=False))
+    else:
+        print(render_text(outputs, show_secret=args.show_secret, now=now))
+    for warning in expiry_warnings(outputs, now):
+        print(f"popctl handoff: warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
+def sheet(outputs: stack.StackOutputs, *, show_secret: bool, now: datetime) -> list[Field]:
+    """The fields in the order the ERP's form asks for them."""
+    secret = outputs.client_secret if show_secret and outputs.client_secret else HIDDEN
+    host = outputs.pop3_host or _cloud_pop3_host(outputs.cloud)
+    tls = TLS_VALUE if outputs.use_tls else "Nein (no)"
+    return [
+        Field("tenantId", "Verzeichnis-ID (Mandanten-ID)", "directory / tenant ID", outputs.tenant_id),
+        Field("clientId", "Anwendungs-ID (Client-ID)", "application / client ID", outputs.client_id),
+        Field("clientSecret", "Geheimer Clientschlüssel (Wert)", "client secret value", secret),
+        Field(
+            "clientSecretExpiresAt",
+            "Geheimnis gültig bis",
+            "secret expires",
+            _date_with_days(outputs.client_secret_expires_at, now),
+        ),
+        Field(
+            "nextSecretRotationAt",
+            "Nächste Rotation",
+            "next rotation",
+            _date_with_days(outputs.next_secret_rotation_at, now),
+        ),
+        Field("pop3Host", "POP3-Server", "POP3 server", host),
+        Field("pop3Port", "Port", "port", str(outputs.pop3_port)),
+        Field("useTls", "Verschlüsselung (SSL/TLS)", "TLS", tls),
+        Field("authentication", "Authentifizierung", "authentication", AUTH_VALUE),
+        Field("mailboxes", "Postfach / Benutzername", "mailbox / user name", ", ".join(outputs.mailboxes)),
+    ]
+
+
+def render_text(outputs: stack.StackOutputs, *, show_secret: bool, now: datetime) -> str:
+    """The sheet as aligned ``label: value`` lines (plain text: safe to copy from)."""
+    fields = sheet(outputs, show_secret=show_secret, now=now)
+    width = max(len(field.label) for field in fields)
+    lines = [
+        f"Concept Office - Externe Systeme - POP3 mit OAuth2 (stack {outputs.stack})",
+        "",
+        *(f"{field.label.ljust(width)}  {field.value}" for field in fields),
+    ]
+    if len(outputs.mailboxes) > 1:
+        lines += ["", "Je Postfach ein Eintrag in Externe Systeme (one entry per mailbox)."]
+    return "\n".join(lines)
+
+
+def as_json(outputs: stack.StackOutputs, *, show_secret: bool, now: datetime) -> dict[str, Any]:
+    """The sheet as one JSON object; ``clientSecret`` is present only with ``show_secret``."""
+    data: dict[str, Any] = {
+        "stack": outputs.stack,
+        "tenantId": outputs.tenant_id,
+        "clientId": outputs.client_id,
+        "clientSecretExpiresAt": outputs.client_secret_expires_at,
+        "nextSecretRotationAt": outputs.next_secret_rotation_at,
+        "pop3Host": outputs.pop3_host or _cloud_pop3_host(outputs.cloud),
+        "pop3Port": outputs.pop3_port,
+        "useTls": outputs.use_tls,
+        "mailboxes": list(outputs.mailboxes),
+        "secretShown": bool(show_secret and outputs.client_secret),
+        "labels": {field.key: field.label for field in sheet(outputs, show_secret=False, now=now)},
+    }
+    if show_secret and outputs.client_secret:
+        data["clientSecret"] = outputs.client_secret
+    return data
+
+
+def expiry_warnings(outputs: stack.StackOutputs, now: datetime) -> Sequence[str]:
+    """Warnings when the handed-over secret has expired or expires within :data:`EXPIRY_WARNING_DAYS`."""
+    expires = _parse(outputs.client_secret_expires_at)
+    if expires is None:
+        return []
+    days = (expires - now).days
+    if expires <= now:
+        return [f"the client secret expired on {expires.date()}: run `pulumi up` to rotate it"]
+    if days < EXPIRY_WARNING_DAYS:
+        return [f"the client secret expires in {days} days ({expires.date()}): plan the rotation"]
+    return []
+
+
+def _date_with_days(value: str | None, now: datetime) -> str:
+    moment = _parse(value)
+    if moment is None:
+        return value or "-"
+    days = (moment.date() - now.date()).days
+    when = f"in {days} Tagen (days)" if days >= 0 else f"vor {-days} Tagen (days ago)"
+    return f"{moment:%d.%m.%Y} ({moment.date().isoformat()}, {when})"
+
+
+def _parse(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _cloud_pop3_host(cloud: str | None) -> str:
+    return get_cloud(cloud).pop3_host if cloud in CLOUDS else get_cloud("public").pop3_host
