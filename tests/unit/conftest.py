@@ -15,7 +15,8 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 PROJECT = "pop3-oauth"
 STACK = "mueller-sanitaetshaus"
 EXCHANGE_SP_OBJECT_ID = "e0000000-0000-4000-8000-00000000e0e0"
-POP_ROLE_ID = "cb842b43-da6e-4506-86fe-bb12199c656d"
+# Not the published id: proves the program takes the id from the lookup.
+POP_ROLE_ID = "cb842b43-0000-4506-86fe-0000000000aa"
 
 
 def secret_value(slot: int) -> str:

@@ -291,8 +291,19 @@ def test_a_missing_pop_role_fails_with_a_clear_message(
 
     def without_role(args: Any) -> Any:
         result, failures = original(args)
-        return {**result, "appRoleIds": {}}, failures
+        only_imap = {"IMAP.AccessAsApp": "5e5addcd-3e8d-4e90-baf5-964efab2b20a"}
+        return {**result, "appRoleIds": only_imap}, failures
 
     monkeypatch.setattr(mocks, "call", without_role)
     with pytest.raises(Exception, match=r"offers no POP\.AccessAsApp app role"):
         deploy()
+
+
+def test_a_lookup_without_any_app_roles_falls_back_to_the_published_role_id(
+    mocks: RecordingMocks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mocks, "call", lambda args: ({}, []))
+    deploy()
+    accesses = mocks.by_name("pop3-app").inputs["requiredResourceAccesses"]
+    assert accesses[0]["resourceAccesses"] == [{"id": "cb842b43-da6e-4506-86fe-bb12199c656d", "type": "Role"}]
+    assert mocks.by_name("pop3-pop-consent").inputs["appRoleId"] == "cb842b43-da6e-4506-86fe-bb12199c656d"
