@@ -240,10 +240,11 @@ class TokenClaims:
         """What is wrong with these claims for a POP3 login to ``tenant_id`` with a token for ``scope``.
 
         The tenant is only compared when ``tenant_id`` is a GUID (a domain name cannot be compared with
-        ``tid``). The audience may be the resource URL of ``scope`` or Exchange Online's app id.
+        ``tid``) and the token names one: Entra always does, and an issuer that does not leaves the verdict
+        to the server. The audience may be the resource URL of ``scope`` or Exchange Online's app id.
         """
         found: list[ClaimProblem] = []
-        if is_guid(tenant_id) and (self.tenant_id or "").lower() != tenant_id.lower():
+        if is_guid(tenant_id) and self.tenant_id is not None and self.tenant_id.lower() != tenant_id.lower():
             found.append(ClaimProblem.WRONG_TENANT)
         resource = scope.removesuffix("/.default").rstrip("/").lower()
         accepted = {resource, EXCHANGE_ONLINE_APP_ID}

@@ -188,6 +188,19 @@ def test_claims_of_another_tenant_fail_before_login() -> None:
     assert (result.cause, logins) == (Cause.WRONG_TENANT, [])
 
 
+def test_a_token_without_a_tenant_claim_leaves_the_verdict_to_the_server() -> None:
+    logins: list[str] = []
+
+    def login(host: str, port: int, user: str, token: str, **_: object) -> MailboxStatus:
+        logins.append(user)
+        return MailboxStatus(2, 100)
+
+    token = make_token(tid=None)
+    result = verifier(lambda request, secret: token, login=login).verify(MAILBOX)
+
+    assert (result.ok, result.messages, logins) == (True, 2, [MAILBOX])
+
+
 def test_verifier_repr_hides_the_secret() -> None:
     assert SECRET not in repr(verifier(lambda request, secret: ""))
 
