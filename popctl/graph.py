@@ -19,6 +19,7 @@ import requests
 
 from components.clouds import Cloud
 from components.exchange.auth import TokenSource
+from components.http import retry_delay, same_origin_link
 
 API_VERSION = "v1.0"
 RETRYABLE_STATUS = frozenset({429, 503, 504})
@@ -120,12 +121,10 @@ class GraphClient:
         return self.get_all(f"servicePrincipals/{quote(service_principal_id, safe='')}/appRoleAssignments")
 
     def _next_link(self, link: object) -> str | None:
-        if not isinstance(link, str) or not link:
-            return None
-        expected, actual = urlsplit(self.base_url), urlsplit(link)
-        if (actual.scheme, actual.netloc) != (expected.scheme, expected.netloc):
-            raise GraphError(f"refusing to follow a paging link to another host ({actual.netloc})")
-        return link
+        try:
+            return same_origin_link(self.base_url, link)
+        except ValueError as error:
+            raise GraphError(str(error)) from None
 
     def _request(self, url: str, params: Mapping[str, str] | None) -> dict[str, Any]:
         deadline = self._clock() + self._max_retry_seconds
@@ -146,7 +145,7 @@ class GraphClient:
                     f"Graph request to {urlsplit(url).path} failed: {type(error).__name__}"
                 ) from None
             if response.status_code in RETRYABLE_STATUS:
-                delay = _retry_after(response.headers.get("Retry-After"), attempt)
+                delay = retry_delay(response.headers.get("Retry-After"), attempt)
                 if self._clock() + delay <= deadline:
                     self._sleep(delay)
                     continue
@@ -184,14 +183,6 @@ def _classify(response: requests.Response, path: str, request_id: str) -> GraphE
         hint = " (the credential needs Application.Read.All or an equivalent directory role)"
         return GraphAccessDenied(text + hint, status=status, code=code, request_id=request_id)
     return GraphError(text, status=status, code=code, request_id=request_id)
-
-
-def _retry_after(value: str | None, attempt: int) -> float:
-    try:
-        seconds = float(value) if value is not None else 0.0
-    except ValueError:
-        seconds = 0.0
-    return seconds if seconds > 0 else min(2.0 ** (attempt - 1), 30.0)
 
 
 def _odata_string(value: str) -> str:

@@ -17,7 +17,6 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -26,6 +25,7 @@ import requests
 
 from components.clouds import Cloud
 from components.exchange.auth import TokenSource
+from components.http import retry_delay, same_origin_link
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +90,10 @@ class ExchangeReplicationTimeout(ExchangeError):
 
 
 class _Retry(Exception):
-    def __init__(self, error: ExchangeError, delay: float | None) -> None:
+    def __init__(self, error: ExchangeError, retry_after: str | None) -> None:
         super().__init__(str(error))
         self.error = error
-        self.delay = delay
+        self.retry_after = retry_after
 
 
 class ExchangeClient:
@@ -272,7 +272,7 @@ class ExchangeClient:
             try:
                 return self._post(cmdlet, url, body)
             except _Retry as retry:
-                delay = retry.delay if retry.delay is not None else min(2.0 ** (attempt - 1), 30.0)
+                delay = retry_delay(retry.retry_after, attempt)
                 if self._clock() + delay > deadline:
                     raise ExchangeThrottled(
                         f"gave up after {attempt} attempts in {self._max_retry_seconds:.0f} s: "
@@ -322,7 +322,7 @@ class ExchangeClient:
                 failure.reason, cmdlet=cmdlet, status=failure.status, request_id=request_id
             )
         if isinstance(failure, ExchangeThrottled) or response.status_code in RETRYABLE_STATUSES:
-            raise _Retry(failure, _retry_after(response.headers.get("Retry-After")))
+            raise _Retry(failure, response.headers.get("Retry-After"))
         raise failure
 
     def _headers(self, cmdlet: str, request_id: str) -> dict[str, str]:
@@ -339,12 +339,10 @@ class ExchangeClient:
         }
 
     def _next_link(self, cmdlet: str, link: object) -> str | None:
-        if not link:
-            return None
-        ours, theirs = urlsplit(self.url), urlsplit(str(link))
-        if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
-            raise ExchangeError(f"refusing a paging link to another host ({theirs.netloc})", cmdlet=cmdlet)
-        return str(link)
+        try:
+            return same_origin_link(self.url, link)
+        except ValueError as error:
+            raise ExchangeError(str(error), cmdlet=cmdlet) from None
 
 
 def anchor_mailbox(token: str, tenant_id: str) -> str:
@@ -471,16 +469,3 @@ def _parse_success(cmdlet: str, status: int, raw: bytes, request_id: str) -> dic
             "the response is not JSON", cmdlet=cmdlet, status=status, request_id=request_id
         ) from None
     return body if isinstance(body, dict) else {"value": body if isinstance(body, list) else []}
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None
