@@ -130,9 +130,7 @@ def test_refuses_paging_links_to_other_hosts(certs, monkeypatch):
         cloud = get_cloud("public").with_overrides({"POP3_OAUTH_GRAPH_URL": server.base_url})
         client = GraphClient(TENANT, cloud, StaticTokens("t"))
 
-        with pytest.raises(
-            GraphError, match=r"refusing a paging link to another host \(evil\.example\)"
-        ):
+        with pytest.raises(GraphError, match=r"refusing a paging link to another host \(evil\.example\)"):
             client.get_all("applications")
 
 
