@@ -19,24 +19,10 @@ from components.exchange.client import (
     strip_annotations,
 )
 from tests.exchange.conftest import DEPLOYER_SECRET, Fakes, Tenant
+from tests.fakes.clock import FakeClock
 from tests.fakes.entra import EXCHANGE_RESOURCE
 
 MAILBOX = "edi@contoso.com"
-
-
-class FakeClock:
-    """An injectable monotonic clock whose ``sleep`` advances time instantly."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from popctl.verify import (
     Verifier,
     resolve_target,
 )
+from tests.fakes.clock import FakeClock
 from tests.popctl.conftest import MAILBOX, SECRET, SP_OBJECT_ID, TENANT, CliRun, stack_output_values
 
 EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
@@ -68,26 +69,13 @@ TARGET = Target(
 )
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def verifier(
     acquire: Callable[[AppTokenRequest, str], str],
     login: Callable[..., MailboxStatus] | None = None,
     clock: FakeClock | None = None,
     notices: list[RetryNotice] | None = None,
 ) -> Verifier:
-    clock = clock or FakeClock()
+    clock = clock or FakeClock(start=1000.0)
 
     def default_login(host: str, port: int, user: str, token: str, **_: object) -> MailboxStatus:
         return MailboxStatus(5, 5000)
@@ -116,7 +104,7 @@ def test_retry_gets_a_fresh_token_each_time_and_stops_when_the_role_arrives() ->
         requests.append(request)
         return tokens[len(requests) - 1]
 
-    clock, notices = FakeClock(), list[RetryNotice]()
+    clock, notices = FakeClock(start=1000.0), list[RetryNotice]()
     result = verifier(acquire, clock=clock, notices=notices).verify(MAILBOX, wait=60)
 
     assert (result.ok, result.messages, result.octets, result.attempts) == (True, 5, 5000, 3)
@@ -126,7 +114,7 @@ def test_retry_gets_a_fresh_token_each_time_and_stops_when_the_role_arrives() ->
 
 
 def test_wait_is_bounded_by_the_deadline_with_capped_backoff() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
 
     result = verifier(lambda request, secret: make_token(roles=[]), clock=clock).verify(MAILBOX, wait=30)
 
@@ -141,7 +129,7 @@ def test_failures_that_are_not_propagation_are_not_retried() -> None:
     def acquire(request: AppTokenRequest, secret: str) -> str:
         raise TokenFailure(TokenFailureKind.EXPIRED_SECRET, "expired", (7000222,))
 
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     result = verifier(acquire, clock=clock).verify(MAILBOX, wait=300)
 
     assert (result.cause, result.attempts, result.aadsts, clock.sleeps) == (
