@@ -29,17 +29,37 @@ MIN_ROTATION_DAYS = 7
 # Each secret lives three rotation periods (see components.rotation), all within Entra's two years.
 MAX_ROTATION_DAYS = MAX_SECRET_LIFETIME_DAYS // SECRET_SLOTS
 
-KNOWN_KEYS = (
-    "tenantId",
-    "mailboxes",
-    "appDisplayName",
-    "secretRotationDays",
-    "forceRotation",
-    "cloud",
-    "owners",
-    "tags",
-    "adoptedSecrets",
-)
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """How one key is declared in ``Pulumi.yaml``'s ``config:`` block (the CLI checks type and presence).
+
+    ``type`` is the Pulumi config type (``string``, ``integer`` or ``array`` of strings); ``default`` is
+    None for a required key.
+    """
+
+    type: str
+    default: Any = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+# The one list of settings: Pulumi.yaml declares exactly these (tests/unit/test_project_files.py checks it).
+SETTINGS: dict[str, SettingSpec] = {
+    "tenantId": SettingSpec("string"),
+    "mailboxes": SettingSpec("array"),
+    "appDisplayName": SettingSpec("string", DEFAULT_APP_DISPLAY_NAME),
+    "secretRotationDays": SettingSpec("integer", DEFAULT_ROTATION_DAYS),
+    "forceRotation": SettingSpec("integer", 0),
+    "cloud": SettingSpec("string", DEFAULT_CLOUD),
+    "owners": SettingSpec("array", ()),
+    "tags": SettingSpec("array", ()),
+    "adoptedSecrets": SettingSpec("array", ()),
+}
+KNOWN_KEYS = tuple(SETTINGS)
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # Deliberately plain: what Exchange accepts as a primary SMTP address, without quoted local parts.
