@@ -492,7 +492,7 @@ def render_report(plan: AdoptionPlan, stack_file: Path, import_file: Path, out: 
         out.write(f"  {mark} {finding.subject}: {finding.state}\n      -> {finding.consequence}\n")
     problems = sum(1 for finding in plan.findings if finding.problem)
     out.write(f"\nWrote {stack_file} and {import_file} ({problems} finding(s) need attention, marked !).\n")
-    out.write("Next (docs/readme-parts/fleet.md, 'Migrating a hand-made tenant'):\n")
+    out.write("Next (docs/adoption.md, 'Migrating a hand-made tenant'):\n")
     out.write(f"  pulumi stack init {plan.stack} --secrets-provider <your secrets provider>\n")
     out.write(f"  {bootstrap_command(plan.stack)}\n")
     out.write(
