@@ -23,6 +23,7 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
+from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
 from components.clouds import CLOUDS, get_cloud
@@ -62,9 +63,15 @@ def exchange_client(tenant_id: str, cloud_name: str) -> ExchangeClient:
         return client
 
 
+def is_unknown(value: object) -> bool:
+    """Whether a value is not known yet (a preview): the host hands over ``Unknown`` objects, tests the
+    wire sentinel."""
+    return value is UNKNOWN or isinstance(value, Unknown)
+
+
 def same(a: object, b: object) -> bool:
     """Ids and addresses compare case-insensitively; an unknown value never equals anything."""
-    if a is UNKNOWN or b is UNKNOWN:
+    if is_unknown(a) or is_unknown(b):
         return False
     return str(a).lower() == str(b).lower()
 
@@ -75,7 +82,7 @@ def changed_keys(olds: Mapping[str, Any], news: Mapping[str, Any], keys: Iterabl
 
 def check_guid(props: Mapping[str, Any], key: str, what: str) -> list[CheckFailure]:
     value = props.get(key)
-    if value is UNKNOWN or (isinstance(value, str) and is_guid(value)):
+    if is_unknown(value) or (isinstance(value, str) and is_guid(value)):
         return []
     return [
         CheckFailure(
@@ -86,7 +93,7 @@ def check_guid(props: Mapping[str, Any], key: str, what: str) -> list[CheckFailu
 
 def check_cloud(props: Mapping[str, Any]) -> list[CheckFailure]:
     value = props.get("cloud", DEFAULT_CLOUD)
-    if value is UNKNOWN or (isinstance(value, str) and value in CLOUDS):
+    if is_unknown(value) or (isinstance(value, str) and value in CLOUDS):
         return []
     return [CheckFailure("cloud", f"cloud must be one of {', '.join(sorted(CLOUDS))}, got {value!r}")]
 
@@ -109,7 +116,7 @@ class ServicePrincipalRegistrationProvider(ResourceProvider):
             *check_cloud(news),
         ]
         name = news.get("display_name")
-        if name is not UNKNOWN and not (isinstance(name, str) and name.strip() and len(name) <= 256):
+        if not is_unknown(name) and not (isinstance(name, str) and name.strip() and len(name) <= 256):
             failures.append(
                 CheckFailure(
                     "display_name", "display_name must be a non-empty string of at most 256 characters"
@@ -140,7 +147,7 @@ class ServicePrincipalRegistrationProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = changed_keys(olds, news, self.REPLACE_KEYS)
-        renamed = olds.get("display_name") != news.get("display_name") or news.get("display_name") is UNKNOWN
+        renamed = olds.get("display_name") != news.get("display_name") or is_unknown(news.get("display_name"))
         return DiffResult(changes=bool(replaces) or renamed, replaces=replaces, delete_before_replace=True)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -202,7 +209,7 @@ class MailboxPermissionProvider(ResourceProvider):
             *check_cloud(news),
         ]
         mailbox = news.get("mailbox")
-        if mailbox is not UNKNOWN and not (isinstance(mailbox, str) and is_mailbox(mailbox)):
+        if not is_unknown(mailbox) and not (isinstance(mailbox, str) and is_mailbox(mailbox)):
             failures.append(
                 CheckFailure(
                     "mailbox", f"mailbox must be an e-mail address like edi@contoso.com, got {mailbox!r}"
@@ -246,7 +253,7 @@ class MailboxPermissionProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = changed_keys(olds, news, self.REPLACE_KEYS)
         rights = news.get("access_rights")
-        regranted = rights is UNKNOWN or _folded(olds.get("access_rights")) != _folded(rights)
+        regranted = is_unknown(rights) or _folded(olds.get("access_rights")) != _folded(rights)
         return DiffResult(changes=bool(replaces) or regranted, replaces=replaces, delete_before_replace=True)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -308,13 +315,13 @@ class MailboxPermissionProvider(ResourceProvider):
 
     @staticmethod
     def _check_rights(rights: object) -> list[CheckFailure]:
-        if rights is UNKNOWN:
+        if is_unknown(rights):
             return []
         valid = ", ".join(sorted(ACCESS_RIGHTS.values()))
         if not isinstance(rights, list | tuple) or not rights:
             return [CheckFailure("access_rights", f"access_rights must be a non-empty list of: {valid}")]
         unknown = [
-            right for right in rights if right is not UNKNOWN and str(right).lower() not in ACCESS_RIGHTS
+            right for right in rights if not is_unknown(right) and str(right).lower() not in ACCESS_RIGHTS
         ]
         if unknown:
             return [CheckFailure("access_rights", f"unknown access rights {unknown}; valid: {valid}")]
@@ -322,7 +329,7 @@ class MailboxPermissionProvider(ResourceProvider):
 
     @staticmethod
     def _canonical(rights: object) -> object:
-        if not isinstance(rights, list | tuple) or any(right is UNKNOWN for right in rights):
+        if not isinstance(rights, list | tuple) or any(is_unknown(right) for right in rights):
             return rights
         return sorted({ACCESS_RIGHTS.get(str(right).lower(), str(right)) for right in rights})
 

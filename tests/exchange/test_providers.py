@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pulumi.dynamic.dynamic import serialize_provider
-from pulumi.runtime.rpc import UNKNOWN
+from pulumi.output import Unknown
 
 from components.exchange import MailboxPermissionProvider, ServicePrincipalRegistrationProvider
 from components.exchange.auth import shared_token_source
@@ -72,7 +72,7 @@ def test_check_accepts_unknowns_and_canonicalises_rights(
     tenant: Tenant, permission: MailboxPermissionProvider
 ):
     result = permission.check(
-        {}, permission_inputs(tenant, user=UNKNOWN, access_rights=["readpermission", "FULLACCESS"])
+        {}, permission_inputs(tenant, user=Unknown(), access_rights=["readpermission", "FULLACCESS"])
     )
 
     assert result.failures == []
@@ -109,7 +109,7 @@ def test_diff_shows_drift_and_replaces_immutable_keys(
     assert (renamed.changes, renamed.replaces) == (True, [])
     moved = registration.diff("id", outputs, sp_inputs(tenant, app_id=tenant.app_object_id))
     assert (moved.replaces, moved.delete_before_replace) == (["app_id"], True)
-    assert registration.diff("id", outputs, sp_inputs(tenant, object_id=UNKNOWN)).replaces == ["object_id"]
+    assert registration.diff("id", outputs, sp_inputs(tenant, object_id=Unknown())).replaces == ["object_id"]
 
     granted = permission_inputs(tenant)
     assert permission.diff("id", granted, permission_inputs(tenant, mailbox=MAILBOX.lower())).changes is False
