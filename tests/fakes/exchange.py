@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -73,6 +74,16 @@ class ExchangeFaults:
     remove_response: Literal["empty-value", "empty-body", "204"] = "empty-value"
 
 
+@dataclass(frozen=True)
+class ExchangeWrite:
+    """A cmdlet that changed something; ``seq`` is ``time.monotonic_ns()`` (the Graph fake's clock too)."""
+
+    seq: int
+    tenant_id: str
+    cmdlet: str
+    parameters: dict[str, Any]
+
+
 @dataclass
 class FakeServicePrincipal:
     app_id: str
@@ -109,7 +120,8 @@ class ExchangeFake:
     """In-memory Exchange Online admin API. Thread-safe; serve :meth:`handle` with ``HttpsServer``.
 
     Set :attr:`base_url` to the server's URL before the first request (paging links use it).
-    ``requests`` counts ``InvokeCommand`` requests (pages included); ``cmdlets`` counts per cmdlet.
+    ``requests`` counts ``InvokeCommand`` requests (pages included); ``cmdlets`` counts per cmdlet;
+    ``writes`` logs every cmdlet that succeeded and was not a ``Get-`` (for ordering checks).
     """
 
     def __init__(self, entra: EntraFake) -> None:
@@ -120,6 +132,7 @@ class ExchangeFake:
         self.requests: Counter[str] = Counter()
         self.cmdlets: Counter[str] = Counter()
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.writes: list[ExchangeWrite] = []
         self._pages: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.RLock()
 
@@ -207,6 +220,8 @@ class ExchangeFake:
                 result = self._execute(self.tenant(tenant_id), cmdlet, parameters)
             except CmdletError as error:
                 return self._error(error)
+            if not cmdlet.startswith("Get-"):
+                self.writes.append(ExchangeWrite(time.monotonic_ns(), tenant_id, cmdlet, dict(parameters)))
             if self.faults.unavailable_after_execute_next > 0:
                 self.faults.unavailable_after_execute_next -= 1
                 return _json(503, {"error": {"code": "ServiceUnavailable", "message": "Service Unavailable"}})

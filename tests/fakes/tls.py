@@ -16,6 +16,7 @@ import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -88,7 +89,10 @@ Handler = Callable[[HttpRequest], HttpResponse]
 
 
 class HttpsServer:
-    """A ``ThreadingHTTPServer`` with TLS on 127.0.0.1 and a free port, served from a daemon thread."""
+    """A ``ThreadingHTTPServer`` with TLS on 127.0.0.1 and a free port, served from a daemon thread.
+
+    GET, POST, PUT, PATCH and DELETE go to the handler; a 204 answer leaves without body or Content-Length.
+    """
 
     def __init__(self, handler: Handler, certificates: TestCertificates) -> None:
         self._handler = handler
@@ -159,13 +163,19 @@ def _request_handler_class(handler: Handler, base_url: Callable[[], str]) -> typ
             self.send_response(response.status)
             for name, value in response.headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(response.body)))
+            # RFC 9110: a 204 carries neither a body nor a Content-Length.
+            body = b"" if response.status == HTTPStatus.NO_CONTENT else response.body
+            if response.status != HTTPStatus.NO_CONTENT:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            if response.body and self.command != "HEAD":
-                self.wfile.write(response.body)
+            if body and self.command != "HEAD":
+                self.wfile.write(body)
 
         do_GET = _serve
         do_POST = _serve
+        do_PATCH = _serve
+        do_DELETE = _serve
+        do_PUT = _serve
 
         def log_message(self, format: str, *args: object) -> None:
             """Silence the default stderr access log."""
