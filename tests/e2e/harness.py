@@ -1,0 +1,440 @@
+"""The end-to-end harness: the real Pulumi engine, the real program and providers, local Microsoft fakes.
+
+- :func:`locate_engine` finds the engine ``scripts/pulumi-engine`` provides (or builds);
+- :class:`Microsoft` runs the Entra, Graph and Exchange fakes on 127.0.0.1 over HTTPS, one set per test
+  process, and makes a fresh tenant per scenario (:meth:`Microsoft.new_tenant`), so scenarios share no state;
+- :class:`Project` is one scenario's world: a throwaway copy of the project, a fresh file backend
+  (``file://``, passphrase secrets provider), its own ``PULUMI_HOME``, and an environment that points the
+  azuread provider, the dynamic providers and ``popctl`` at the fakes. :meth:`Project.pulumi` runs the
+  CLI exactly as a user types it; :meth:`Project.popctl` runs ``python -m popctl``.
+
+The real ``pulumi`` CLI is first on the scenario's PATH. Where the engine has no Python language host, the
+stand-in in ``tests/engine/language/`` is on PATH (the SDK's own language server); where it has no azuread
+provider, the stand-in plugin in ``tests/engine/azuread/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.fakes.entra import EXCHANGE_RESOURCE, EntraFake, FakeApp
+from tests.fakes.exchange import APP_ANCHOR, MANAGE_AS_APP, ExchangeFake
+from tests.fakes.graph import GraphFake
+from tests.fakes.tls import (
+    Handler,
+    HttpRequest,
+    HttpResponse,
+    HttpsServer,
+    TestCertificates,
+    make_certificates,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINE_SCRIPT = ROOT / "scripts" / "pulumi-engine"
+AZUREAD_STANDIN = ROOT / "tests" / "engine" / "azuread"
+LANGUAGE_STANDIN = ROOT / "tests" / "engine" / "language"
+REQUIRE_ENGINE_ENV = "POP3_OAUTH_REQUIRE_ENGINE"
+ENGINE_DIR_ENV = "POP3_OAUTH_ENGINE_DIR"
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components", "popctl")
+PASSPHRASE = "e2e-passphrase-" + secrets.token_hex(8)
+GRAPH_ROLES = ["Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All"]
+COMMAND_TIMEOUT = 600.0
+SECRET_MASK = "[secret]"
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A directory with the real ``pulumi`` CLI, and what it lacks."""
+
+    directory: Path
+    language_host: bool
+    azuread_provider: bool
+
+    @property
+    def cli(self) -> Path:
+        return self.directory / "pulumi"
+
+    def describe(self) -> str:
+        host = "language host" if self.language_host else "language host stand-in"
+        provider = "azuread provider" if self.azuread_provider else "azuread stand-in"
+        return f"{self.cli} ({host}, {provider})"
+
+
+def engine_required() -> bool:
+    return os.environ.get(REQUIRE_ENGINE_ENV, "").strip() not in ("", "0", "false")
+
+
+def locate_engine() -> Engine | str:
+    """The engine, or the reason there is none (one line, saying how to get it)."""
+    directory = os.environ.get(ENGINE_DIR_ENV, "").strip()
+    if not directory:
+        try:
+            completed = subprocess.run(
+                [str(ENGINE_SCRIPT)], capture_output=True, text=True, timeout=3600, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return f"scripts/pulumi-engine could not run ({error}); run it by hand to build the engine"
+        if completed.returncode != 0:
+            tail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+            return f"scripts/pulumi-engine failed ({tail}); it needs Go 1.26+ and the Go module proxy"
+        directory = completed.stdout.strip().splitlines()[-1]
+    path = Path(directory)
+    if not (path / "pulumi").is_file():
+        return f"{path} holds no pulumi CLI; run scripts/pulumi-engine"
+    return Engine(
+        directory=path,
+        language_host=(path / "pulumi-language-python").is_file(),
+        azuread_provider=(path / "pulumi-resource-azuread").is_file(),
+    )
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A customer tenant in all three fakes, with the deploying identity (app-only, client secret)."""
+
+    tenant_id: str
+    deployer: FakeApp
+    deployer_secret: str
+    mailboxes: tuple[str, ...]
+    exchange_online_object_id: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request a fake served; times are ``time.monotonic()``."""
+
+    service: str
+    method: str
+    path: str
+    started: float
+    ended: float
+    scope: str = ""  # of a token request
+
+
+@dataclass
+class Microsoft:
+    """The Entra, Graph and Exchange fakes of one test process, and every token and secret they issued."""
+
+    certificates: TestCertificates
+    entra: EntraFake
+    graph: GraphFake
+    exchange: ExchangeFake
+    servers: list[HttpsServer] = field(default_factory=list)
+    issued_tokens: list[str] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, directory: Path) -> Microsoft:
+        certificates = make_certificates(directory)
+        entra = EntraFake()
+        graph = GraphFake(entra)
+        exchange = ExchangeFake(entra)
+        world = cls(certificates, entra, graph, exchange)
+        entra_server = HttpsServer(world._logged("entra", entra.handle), certificates).start()
+        graph_server = HttpsServer(world._logged("graph", graph.handle), certificates).start()
+        exchange_server = HttpsServer(world._logged("exchange", exchange.handle), certificates).start()
+        world.servers = [entra_server, graph_server, exchange_server]
+        entra.base_url = entra_server.base_url
+        graph.base_url = graph_server.base_url
+        graph.login_endpoint = entra_server.base_url
+        exchange.base_url = exchange_server.base_url
+        original = entra.issue_token
+
+        def recording_issue_token(app: FakeApp, resource: str) -> str:
+            token = original(app, resource)
+            world.issued_tokens.append(token)
+            return token
+
+        entra.issue_token = recording_issue_token  # type: ignore[method-assign]
+        return world
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def _logged(self, service: str, handler: Handler) -> Handler:
+        def handle(request: HttpRequest) -> HttpResponse:
+            started = time.monotonic()
+            try:
+                return handler(request)
+            finally:
+                self.requests.append(
+                    Request(service, request.method, request.path, started, time.monotonic())
+                )
+
+        return handle
+
+    def requests_since(self, index: int) -> list[Request]:
+        return self.requests[index:]
+
+    @property
+    def entra_url(self) -> str:
+        return self.entra.base_url
+
+    @property
+    def graph_url(self) -> str:
+        return self.graph.base_url
+
+    @property
+    def exchange_url(self) -> str:
+        return self.exchange.base_url
+
+    def new_tenant(self, mailboxes: Sequence[str] = ("edi@contoso.test", "eab@contoso.test")) -> Tenant:
+        """A fresh tenant: Microsoft's service principals, the mailboxes (POP enabled), the deployer."""
+        tenant_id = str(uuid.uuid4())
+        exchange_online = self.graph.seed_tenant(tenant_id)
+        secret = "deployer~" + secrets.token_urlsafe(24)
+        deployer = self.entra.add_app(
+            tenant_id,
+            secrets={secret: None},
+            roles={
+                self.graph_url: list(GRAPH_ROLES),
+                self.graph_url + "/": list(GRAPH_ROLES),
+                EXCHANGE_RESOURCE: [MANAGE_AS_APP],
+            },
+        )
+        self.exchange.tenant(tenant_id)
+        for mailbox in mailboxes:
+            self.exchange.add_mailbox(tenant_id, mailbox)
+        return Tenant(tenant_id, deployer, secret, tuple(mailboxes), exchange_online.object_id)
+
+    def secret_values(self) -> list[str]:
+        """Every client secret value and every token (and token signature) the fakes handed out."""
+        values = list(self.graph.issued_secrets)
+        for token in self.issued_tokens:
+            values += [token, token.rsplit(".", 1)[-1]]
+        return values
+
+
+@dataclass
+class Run:
+    """What one command printed and how it ended."""
+
+    command: Sequence[str]
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def describe(self) -> str:
+        return (
+            f"$ {' '.join(self.command)}\nexit {self.code}\n--- stdout\n{self.stdout[-6000:]}\n"
+            f"--- stderr\n{self.stderr[-6000:]}"
+        )
+
+
+class CommandFailed(AssertionError):
+    pass
+
+
+class Project:
+    """One scenario: a copy of the project, its own backend and Pulumi home, the fakes' environment."""
+
+    def __init__(self, root: Path, engine: Engine, microsoft: Microsoft, tenant: Tenant) -> None:
+        self.root = root
+        self.engine = engine
+        self.microsoft = microsoft
+        self.tenant = tenant
+        self.directory = root / "project"
+        self.backend = root / "state"
+        self.home = root / "pulumi-home"
+        for directory in (self.directory, self.backend, self.home, self.directory / "stacks"):
+            directory.mkdir(parents=True, exist_ok=True)
+        copy_project(self.directory)
+        self.env = self._environment()
+
+    # --- running things -------------------------------------------------------------------------
+    def run(
+        self,
+        command: Sequence[str],
+        *,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        timeout: float = COMMAND_TIMEOUT,
+        stdin: str | None = None,
+    ) -> Run:
+        completed = subprocess.run(
+            list(command),
+            cwd=self.directory,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=stdin,
+            check=False,
+        )
+        result = Run(list(command), completed.returncode, completed.stdout, completed.stderr)
+        if check and result.code != 0:
+            raise CommandFailed(result.describe())
+        return result
+
+    def pulumi(self, *arguments: str, **options: Any) -> Run:
+        """``pulumi ARGS --non-interactive`` as a user runs it in the project directory."""
+        return self.run(["pulumi", *arguments, "--non-interactive"], **options)
+
+    def popctl(self, *arguments: str, **options: Any) -> Run:
+        return self.run([sys.executable, "-m", "popctl", *arguments], **options)
+
+    # --- the usual steps ------------------------------------------------------------------------
+    def init_stack(self, stack: str = "e2e", *, settings: Mapping[str, Any] | None = None) -> None:
+        """``pulumi stack init`` and one ``pulumi config set`` per setting (arrays with ``--path``)."""
+        self.stack = stack
+        self.pulumi("stack", "init", stack)
+        values: dict[str, Any] = {"tenantId": self.tenant.tenant_id, "mailboxes": list(self.tenant.mailboxes)}
+        values.update(settings or {})
+        self.configure(values)
+
+    def configure(self, values: Mapping[str, Any]) -> None:
+        for key, value in values.items():
+            if isinstance(value, list | tuple):
+                self.pulumi("config", "rm", key, "--stack", self.stack, check=False)
+                for index, item in enumerate(value):
+                    self.pulumi(
+                        "config", "set", "--path", f"{key}[{index}]", str(item), "--stack", self.stack
+                    )
+            else:
+                self.pulumi("config", "set", key, str(value), "--stack", self.stack)
+
+    def up(self, *arguments: str, **options: Any) -> Run:
+        return self.pulumi("up", "--yes", "--stack", self.stack, *arguments, **options)
+
+    def preview(self, *arguments: str, **options: Any) -> Run:
+        return self.pulumi("preview", "--stack", self.stack, *arguments, **options)
+
+    def outputs(self, *, show_secrets: bool = False) -> dict[str, Any]:
+        arguments = ["stack", "output", "--json", "--stack", self.stack]
+        if show_secrets:
+            arguments.append("--show-secrets")
+        document = self.pulumi(*arguments).json()
+        assert isinstance(document, dict)
+        return document
+
+    def export(self) -> str:
+        """``pulumi stack export`` as text (secret values stay encrypted)."""
+        return self.pulumi("stack", "export", "--stack", self.stack).stdout
+
+    def state_resources(self) -> list[dict[str, Any]]:
+        resources = json.loads(self.export())["deployment"].get("resources") or []
+        assert isinstance(resources, list)
+        return resources
+
+    # --- set-up ---------------------------------------------------------------------------------
+    def _environment(self) -> dict[str, str]:
+        microsoft, tenant = self.microsoft, self.tenant
+        path = [str(self.engine.directory)]
+        if not self.engine.language_host:
+            path.append(str(LANGUAGE_STANDIN))
+        if not self.engine.azuread_provider:
+            path.append(str(AZUREAD_STANDIN))
+        path += [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]
+        keep = {name: os.environ[name] for name in ("HOME", "LANG", "TMPDIR", "CI") if name in os.environ}
+        return {
+            **keep,
+            "PATH": os.pathsep.join(path),
+            "PULUMI_HOME": str(self.home),
+            "PULUMI_BACKEND_URL": f"file://{self.backend}",
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+            "PULUMI_SKIP_UPDATE_CHECK": "1",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "1",
+            "PULUMI_PYTHON_CMD": sys.executable,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "NO_COLOR": "1",
+            "ARM_TENANT_ID": tenant.tenant_id,
+            "ARM_CLIENT_ID": tenant.deployer.client_id,
+            "ARM_CLIENT_SECRET": tenant.deployer_secret,
+            "ARM_METADATA_HOSTNAME": microsoft.graph_url.removeprefix("https://"),
+            "ARM_USE_CLI": "false",
+            "POP3_OAUTH_AUTHORITY_HOST": microsoft.entra_url,
+            "POP3_OAUTH_EXCHANGE_URL": microsoft.exchange_url,
+            "POP3_OAUTH_GRAPH_URL": microsoft.graph_url,
+            "POP3_OAUTH_TOKEN_CACHE": str(self.root / "msal-token-cache.json"),
+            "REQUESTS_CA_BUNDLE": str(microsoft.certificates.ca_bundle),
+            "SSL_CERT_FILE": str(microsoft.certificates.ca_bundle),
+        }
+
+
+def copy_project(destination: Path) -> None:
+    """The files a user's checkout holds (no tests, no state), and the project's virtualenv linked in."""
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, destination / name)
+    venv = Path(sys.prefix)
+    (destination / ".venv").symlink_to(venv, target_is_directory=True)
+
+
+def leaked(text: str, values: Iterable[str]) -> list[str]:
+    """The values (secrets, tokens) that occur in ``text``, shortened so a failure does not print them."""
+    return [f"{value[:4]}...({len(value)} chars)" for value in values if value and value in text]
+
+
+class TenantAdmin:
+    """An administrator working by hand in a tenant: plain HTTP to Graph and Exchange, as the portal or
+    PowerShell would, with the deploying identity's app-only tokens. Nothing of the project's code."""
+
+    def __init__(self, microsoft: Microsoft, tenant: Tenant) -> None:
+        self.microsoft = microsoft
+        self.tenant = tenant
+        self.session = requests.Session()
+        # A REQUESTS_CA_BUNDLE in the environment would override the session's own CA (a requests quirk).
+        self.session.trust_env = False
+        self.session.verify = str(microsoft.certificates.ca_bundle)
+
+    def token(self, resource: str) -> str:
+        response = self.session.post(
+            f"{self.microsoft.entra_url}/{self.tenant.tenant_id}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.tenant.deployer.client_id,
+                "client_secret": self.tenant.deployer_secret,
+                "scope": f"{resource}/.default",
+            },
+            timeout=30,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def graph(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        response = self.session.request(
+            method,
+            f"{self.microsoft.graph_url}/v1.0{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {self.token(self.microsoft.graph_url)}"},
+            timeout=30,
+        )
+        assert response.ok, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json() if response.content else None
+
+    def exchange(self, cmdlet: str, parameters: Mapping[str, Any]) -> Any:
+        response = self.session.post(
+            f"{self.microsoft.exchange_url}/adminapi/beta/{self.tenant.tenant_id}/InvokeCommand",
+            json={"CmdletInput": {"CmdletName": cmdlet, "Parameters": dict(parameters)}},
+            headers={
+                "Authorization": f"Bearer {self.token(EXCHANGE_RESOURCE)}",
+                "X-AnchorMailbox": f"{APP_ANCHOR}{self.tenant.tenant_id}",
+            },
+            timeout=30,
+        )
+        assert response.ok, f"{cmdlet}: {response.status_code} {response.text}"
+        return response.json()

@@ -1,0 +1,1 @@
+"""Tests and helpers that run the real Pulumi engine."""
