@@ -26,18 +26,6 @@ def raw_stack_config() -> dict[str, Any]:
     return {name: value for name in sorted(names) if (value := config.get(name)) is not None}
 
 
-def recorded_schedule() -> pulumi.Output[Any]:
-    """The rotation schedule this stack's last update recorded (None before the first one).
-
-    Read through a reference to the stack itself: the schedule has to survive a change of
-    ``secretRotationDays`` without renewing every secret at once, so the program needs its memory.
-    """
-    stack = pulumi.get_stack()
-    organization = pulumi.get_organization() or "organization"
-    own_outputs = pulumi.StackReference(f"{organization}/{pulumi.get_project()}/{stack}")
-    return own_outputs.outputs.apply(lambda outputs: (outputs or {}).get("secretSchedule"))
-
-
 def run(now: datetime | None = None) -> Pop3Tenant:
     """Validate the whole configuration first (every problem at once), then declare the tenant."""
     try:
@@ -50,7 +38,6 @@ def run(now: datetime | None = None) -> Pop3Tenant:
             settings=settings,
             now=now or program_clock(),
             stack=pulumi.get_stack(),
-            recorded_schedule=recorded_schedule(),
         ),
     )
     for name, value in tenant.outputs.items():

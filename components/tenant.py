@@ -13,7 +13,8 @@ import pulumi_azuread as azuread
 
 from components.clouds import EXCHANGE_ONLINE_APP_ID, POP3_PORT, POP_ACCESS_AS_APP, get_cloud
 from components.exchange import MailboxPermission, ServicePrincipalRegistration
-from components.rotation import Generation, SecretSchedule, plan_secrets, to_rfc3339
+from components.rotation import Schedule, schedule_of, to_rfc3339
+from components.secret_slots import SecretSlot, slot_state
 from components.settings import SECRET_SLOTS, StackSettings
 
 FULL_ACCESS = ("FullAccess",)
@@ -22,12 +23,11 @@ PUBLISHED_POP_ROLE_ID = "cb842b43-da6e-4506-86fe-bb12199c656d"
 
 @dataclass(frozen=True)
 class Pop3TenantArgs:
-    """What the component needs: validated settings, the clock, and the schedule the stack last recorded."""
+    """What the component needs: validated settings, the program's clock, and the stack's name."""
 
     settings: StackSettings
     now: datetime
     stack: str
-    recorded_schedule: pulumi.Input[Any] = None
 
 
 class Pop3Tenant(pulumi.ComponentResource):
@@ -42,7 +42,7 @@ class Pop3Tenant(pulumi.ComponentResource):
     client_id: pulumi.Output[str]
     service_principal_object_id: pulumi.Output[str]
     client_secret: pulumi.Output[str]
-    schedule: pulumi.Output[SecretSchedule]
+    schedule: pulumi.Output[Schedule]
     outputs: dict[str, pulumi.Output[Any]]
 
     def __init__(self, name: str, args: Pop3TenantArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -99,16 +99,25 @@ class Pop3Tenant(pulumi.ComponentResource):
             opts=in_tenant,
         )
 
-        schedule = pulumi.Output.from_input(args.recorded_schedule).apply(
-            lambda recorded: plan_secrets(
-                args.now,
-                settings.tenant_id,
-                settings.secret_rotation_days,
-                settings.force_rotation,
-                SecretSchedule.from_output(recorded),
+        # The schedule's memory: one record per slot in the stack's own state (components/secret_slots.py).
+        slots = [
+            SecretSlot(
+                f"{name}-secret-slot-{slot}",
+                tenant_id=settings.tenant_id,
+                cloud=settings.cloud,
+                application_object_id=app.object_id,
+                slot=slot,
+                period_days=settings.secret_rotation_days,
+                force_rotation=settings.force_rotation,
+                opts=pulumi.ResourceOptions(parent=self),
             )
+            for slot in range(SECRET_SLOTS)
+        ]
+        schedule: pulumi.Output[Schedule] = pulumi.Output.all(*(slot_state(s) for s in slots)).apply(
+            schedule_of
         )
-        passwords = [self._password(name, slot, app, schedule, in_tenant) for slot in range(SECRET_SLOTS)]
+        schedule.apply(functools.partial(_warn_if_clock_behind, now=args.now))
+        passwords = [self._password(name, slot, app, in_tenant) for slot in slots]
 
         registration = ServicePrincipalRegistration(
             f"{name}-exchange-sp",
@@ -200,22 +209,26 @@ class Pop3Tenant(pulumi.ComponentResource):
         self.register_outputs(self.outputs)
 
     def _password(
-        self,
-        name: str,
-        slot: int,
-        app: azuread.Application,
-        schedule: pulumi.Output[SecretSchedule],
-        in_tenant: pulumi.ResourceOptions,
+        self, name: str, slot: SecretSlot, app: azuread.Application, in_tenant: pulumi.ResourceOptions
     ) -> azuread.ApplicationPassword:
-        generation: pulumi.Output[Generation] = schedule.apply(lambda s: s.generations[slot])
+        """The slot's secret. Its arguments come from the slot's record and change only when it is renewed.
+
+        Replacement deletes first: a normal rotation renews the slot whose secret expires then (two stay
+        valid meanwhile), and a forced one must revoke even if a later step fails. ``rotateWhenChanged``,
+        which the first release set, is ignored so that its stacks keep their secrets.
+        """
         return azuread.ApplicationPassword(
-            f"{name}-secret-{slot}",
+            f"{name}-secret-{slot.index}",
             application_id=app.id,
-            display_name=generation.apply(lambda g: g.display_name),
-            end_date=generation.apply(lambda g: to_rfc3339(g.expires_at)),
-            rotate_when_changed=generation.apply(lambda g: g.keepers),
+            display_name=slot.display_name,
+            end_date=slot.end_date,
             opts=pulumi.ResourceOptions.merge(
-                in_tenant, pulumi.ResourceOptions(additional_secret_outputs=["value"])
+                in_tenant,
+                pulumi.ResourceOptions(
+                    additional_secret_outputs=["value"],
+                    delete_before_replace=True,
+                    ignore_changes=["rotateWhenChanged"],
+                ),
             ),
         )
 
@@ -241,8 +254,18 @@ def _pop_role_id(app_role_ids: Mapping[str, str] | None) -> str:
     return role_id
 
 
-def _slot_status(schedule: SecretSchedule, slot: int) -> str:
+def _slot_status(schedule: Schedule, slot: int) -> str:
     return schedule.status(slot)
+
+
+def _warn_if_clock_behind(schedule: Schedule, now: datetime) -> None:
+    last = max(state.recorded_at for state in schedule.slots)
+    if now < last:
+        pulumi.log.warn(
+            f"This run's clock ({to_rfc3339(now)}) is behind the schedule's last recorded run "
+            f"({to_rfc3339(last)}); the schedule treats it as that time and renews nothing early. "
+            "Check the machine's clock or POP3_OAUTH_NOW."
+        )
 
 
 def _managed_secret_record(values: Mapping[str, Any]) -> dict[str, Any]:

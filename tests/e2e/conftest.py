@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Engine, Microsoft, Project, Tenant, engine_required, locate_engine
+from tests.e2e.harness import ROOT, Engine, Microsoft, Project, Tenant, engine_required, locate_engine
 
 E2E_DIR = Path(__file__).resolve().parent
 
@@ -50,9 +50,11 @@ def new_project(
 ) -> Callable[..., Project]:
     """Makes a scenario's project; each gets its own tenant unless one is passed."""
 
-    def make(tenant: Tenant | None = None, **tenant_options: object) -> Project:
-        chosen = tenant or microsoft.new_tenant(**tenant_options)  # type: ignore[arg-type]
-        return Project(tmp_path_factory.mktemp("e2e"), engine, microsoft, chosen)
+    def make(
+        tenant: Tenant | None = None, *, source: Path = ROOT, mailboxes: tuple[str, ...] | None = None
+    ) -> Project:
+        chosen = tenant or (microsoft.new_tenant(mailboxes) if mailboxes else microsoft.new_tenant())
+        return Project(tmp_path_factory.mktemp("e2e"), engine, microsoft, chosen, source=source)
 
     return make
 

@@ -48,7 +48,7 @@ AZUREAD_STANDIN = ROOT / "tests" / "engine" / "azuread"
 LANGUAGE_STANDIN = ROOT / "tests" / "engine" / "language"
 REQUIRE_ENGINE_ENV = "POP3_OAUTH_REQUIRE_ENGINE"
 ENGINE_DIR_ENV = "POP3_OAUTH_ENGINE_DIR"
-PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components", "popctl")
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components", "mscloud", "popctl")
 PASSPHRASE = "e2e-passphrase-" + secrets.token_hex(8)
 GRAPH_ROLES = ["Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All"]
 COMMAND_TIMEOUT = 600.0
@@ -249,7 +249,9 @@ class CommandFailed(AssertionError):
 class Project:
     """One scenario: a copy of the project, its own backend and Pulumi home, the fakes' environment."""
 
-    def __init__(self, root: Path, engine: Engine, microsoft: Microsoft, tenant: Tenant) -> None:
+    def __init__(
+        self, root: Path, engine: Engine, microsoft: Microsoft, tenant: Tenant, *, source: Path = ROOT
+    ) -> None:
         self.root = root
         self.engine = engine
         self.microsoft = microsoft
@@ -259,7 +261,7 @@ class Project:
         self.home = root / "pulumi-home"
         for directory in (self.directory, self.backend, self.home, self.directory / "stacks"):
             directory.mkdir(parents=True, exist_ok=True)
-        copy_project(self.directory)
+        copy_project(self.directory, source)
         self.env = self._environment()
 
     # --- running things -------------------------------------------------------------------------
@@ -337,6 +339,16 @@ class Project:
         assert isinstance(resources, list)
         return resources
 
+    def install_code(self, source: Path = ROOT) -> None:
+        """Replace the project's code with ``source``'s, as a user's ``git pull`` would; state stays."""
+        for name in PROJECT_FILES:
+            target = self.directory / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        copy_project(self.directory, source, link_venv=False)
+
     # --- set-up ---------------------------------------------------------------------------------
     def _environment(self) -> dict[str, str]:
         microsoft, tenant = self.microsoft, self.tenant
@@ -372,16 +384,39 @@ class Project:
         }
 
 
-def copy_project(destination: Path) -> None:
+def copy_project(destination: Path, source: Path = ROOT, *, link_venv: bool = True) -> None:
     """The files a user's checkout holds (no tests, no state), and the project's virtualenv linked in."""
     for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, destination / name)
-    venv = Path(sys.prefix)
-    (destination / ".venv").symlink_to(venv, target_is_directory=True)
+        path = source / name
+        if path.is_dir():
+            shutil.copytree(path, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif path.exists():
+            shutil.copy2(path, destination / name)
+    if link_venv:
+        (destination / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+
+
+def checkout(commit: str, destination: Path) -> Path:
+    """The project's files as they were at ``commit`` (from this clone's history), in ``destination``."""
+    destination.mkdir(parents=True, exist_ok=True)
+    listing = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-tree", "--name-only", commit],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    present = [name for name in PROJECT_FILES if name in listing.stdout.split()]
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", commit, *present],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise CommandFailed(f"git archive {commit} failed: {archive.stderr.decode(errors='replace')}")
+    subprocess.run(["tar", "-x", "-C", str(destination)], input=archive.stdout, timeout=120, check=True)
+    return destination
 
 
 def leaked(text: str, values: Iterable[str]) -> list[str]:

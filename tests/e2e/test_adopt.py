@@ -141,8 +141,7 @@ def test_adopt_then_import_and_up_recreates_nothing(project: Project) -> None:
         assert "FullAccess" in exchange.rights(tenant.tenant_id, mailbox, principal["id"])
     assert _signs_in(project, app["appId"], made["secret"])
 
-    # Revealed: until issue #9 the schedule-derived outputs turn secret from the second update on.
-    outputs = project.outputs(show_secrets=True)
+    outputs = project.outputs()
     assert outputs["clientId"] == app["appId"]
     assert [s["status"] for s in outputs["secrets"] if not s["managed"]] == ["adopted"]
     project.preview("--expect-no-changes")

@@ -76,10 +76,6 @@ def test_a_due_rotation_replaces_exactly_one_secret_and_keeps_the_previous_valid
     assert len(key_ids) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #9: the self-StackReference marks its whole outputs map secret from the second update on",
-)
 def test_schedule_outputs_stay_plain_from_the_second_update_on(rotating: Project) -> None:
     rotating.up(env={"POP3_OAUTH_NOW": "2026-12-02T08:00:00Z"})
     outputs = rotating.outputs()

@@ -12,11 +12,15 @@ import pytest
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 
+from components.rotation import advance, initial_state
+from components.settings import program_clock
+
 PROJECT = "pop3-oauth"
 STACK = "mueller-sanitaetshaus"
 EXCHANGE_SP_OBJECT_ID = "e0000000-0000-4000-8000-00000000e0e0"
 # Not the published id: proves the program takes the id from the lookup.
 POP_ROLE_ID = "cb842b43-0000-4506-86fe-0000000000aa"
+SECRET_SLOT = "pulumi-python:dynamic/rotation:SecretSlot"
 
 
 def secret_value(slot: int) -> str:
@@ -35,6 +39,7 @@ class Registration:
     provider: str
     additional_secret_outputs: list[str]
     delete_before_replace: bool
+    ignore_changes: list[str]
     state: dict[str, Any]
 
 
@@ -59,6 +64,7 @@ class RecordingMonitor(MockMonitor):
                     provider=request.provider,
                     additional_secret_outputs=list(request.additionalSecretOutputs),
                     delete_before_replace=request.deleteBeforeReplace,
+                    ignore_changes=list(request.ignoreChanges),
                     state=dict(self.resources[response.urn].state) if response.urn in self.resources else {},
                 )
             )
@@ -77,7 +83,6 @@ class RecordingMonitor(MockMonitor):
 
 @dataclass
 class RecordingMocks(pulumi.runtime.Mocks):
-    recorded_outputs: dict[str, Any] = field(default_factory=dict)
     registrations: list[Registration] = field(default_factory=list)
     calls: list[MockCallArgs] = field(default_factory=list)
     reads: list[tuple[str, str, str]] = field(default_factory=list)
@@ -97,8 +102,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
             slot = int(args.name.rsplit("-", 1)[1])
             outputs.update(keyId=object_id, value=secret_value(slot), startDate="2026-11-28T09:30:00Z")
             return f"{outputs['applicationId']}/password/{object_id}", outputs
-        if args.typ == "pulumi:pulumi:StackReference":
-            return args.name, {"name": args.name, "outputs": self.recorded_outputs, "secretOutputNames": []}
+        if args.typ == SECRET_SLOT:
+            # What SecretSlotProvider.create computes for an app without secrets, at POP3_OAUTH_NOW.
+            slot, period, force = (int(args.inputs[k]) for k in ("slot", "period_days", "force_rotation"))
+            now = program_clock()
+            state = advance(
+                initial_state(slot, args.inputs["tenant_id"], period, force, now), period, force, now
+            )
+            return f"slot-{slot}", outputs | state.to_output()
         return f"{args.name}-id", outputs
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from components.program import raw_stack_config
-from components.rotation import plan_secrets, to_rfc3339
+from components.rotation import Schedule, advance, initial_state, to_rfc3339
 from components.settings import program_clock
-from tests.unit.conftest import PROJECT, STACK, RecordingMocks, secret_value
+from tests.unit.conftest import RecordingMocks, secret_value
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_STACK = ROOT / "stacks" / "Pulumi.example.yaml"
@@ -77,7 +77,10 @@ def test_main_declares_the_example_stack_and_exports_every_documented_output(moc
         "secretSchedule",
     }
     assert {name for name, (_, secret) in exports.items() if secret} == {"clientSecret", "conceptOffice"}
-    schedule = plan_secrets(program_clock({"POP3_OAUTH_NOW": NOW}), tenant_id, 180)
+    now = program_clock({"POP3_OAUTH_NOW": NOW})
+    schedule = Schedule(
+        tuple(advance(initial_state(s, tenant_id, 180, 0, now), 180, 0, now) for s in range(3))
+    )
     assert exports["tenantId"][0] == tenant_id
     assert exports["mailboxes"][0] == mailboxes
     assert exports["clientSecret"][0] == secret_value(schedule.newest.slot)
@@ -92,22 +95,11 @@ def test_main_declares_the_example_stack_and_exports_every_documented_output(moc
     assert "mock-secret-value" not in plain
 
 
-def test_main_reads_the_schedule_its_stack_recorded(mocks: RecordingMocks) -> None:
-    config = stack_config()
-    tenant_id = config["pop3-oauth:tenantId"]
-    earlier = plan_secrets(program_clock({"POP3_OAUTH_NOW": "2027-02-20T08:00:00Z"}), tenant_id, 90)
-    mocks.recorded_outputs = {"secretSchedule": earlier.to_output(), "clientSecret": "old"}
-    exports = run_main(config | {"pop3-oauth:secretRotationDays": "30"})
-    assert mocks.reads == [
-        ("pulumi:pulumi:StackReference", f"organization/{PROJECT}/{STACK}", mocks.reads[0][2])
-    ]
-    kept = [
-        g
-        for g in earlier.generations
-        if mocks.by_name(f"pop3-secret-{g.slot}").inputs["endDate"] == to_rfc3339(g.expires_at)
-    ]
-    assert len(kept) >= 2
-    assert exports["secretSchedule"][0]["periodDays"] == 30
+def test_main_reads_no_stack_reference(mocks: RecordingMocks) -> None:
+    """The schedule's memory is in the stack's own resources: nothing reads the stack's outputs back."""
+    run_main(stack_config())
+    assert mocks.reads == []
+    assert not [r for r in mocks.registrations if r.type == "pulumi:pulumi:StackReference"]
 
 
 def test_invalid_configuration_stops_before_any_resource_is_declared(mocks: RecordingMocks) -> None:

@@ -1,8 +1,10 @@
-"""The rotation schedule, simulated over years of daily and irregular `pulumi up` runs.
+"""The rotation schedule, simulated over years of irregular ``pulumi up`` runs with skewed clocks.
 
-``Tenant`` below plays Entra and the Pulumi engine: a slot's secret is replaced exactly when the
-arguments the program declares for it change (every ApplicationPassword argument forces replacement),
-the new one created at the moment of the run, the old one deleted in the same update.
+``Tenant`` below plays the engine and Entra: each slot's record advances exactly as ``SecretSlot`` does
+(a record that did not change keeps its old state, as the engine keeps an unchanged resource's outputs),
+and a slot's secret is replaced exactly when its arguments (display name, end date) change - old one
+deleted first, new one created at the run's true time. Runs carry a true time and the clock the program
+reads (true time plus skew); every guarantee is checked in true time.
 """
 
 from __future__ import annotations
@@ -15,12 +17,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.rotation import SecretSchedule, plan_secrets, tenant_offset_days, to_rfc3339
-from components.settings import MAX_ROTATION_DAYS, MAX_SECRET_LIFETIME_DAYS, MIN_ROTATION_DAYS
+from components.rotation import (
+    Anchor,
+    IssuedSecret,
+    Schedule,
+    ScheduleError,
+    SlotState,
+    advance,
+    changed,
+    initial_state,
+    recover_state,
+    tenant_offset_days,
+    to_rfc3339,
+)
+from components.settings import MAX_ROTATION_DAYS, MAX_SECRET_LIFETIME_DAYS, MIN_ROTATION_DAYS, SECRET_SLOTS
 
 TENANT = "0a1b2c3d-1111-2222-3333-444455556666"
 START = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+MAX_SKEW = timedelta(hours=12)
 _serial = count()
+
+periods = st.integers(min_value=MIN_ROTATION_DAYS, max_value=MAX_ROTATION_DAYS)
+skews = st.floats(min_value=-1.0, max_value=1.0).map(lambda f: f * MAX_SKEW)
 
 
 @dataclass
@@ -28,7 +46,7 @@ class Secret:
     serial: int
     slot: int
     generation: int
-    arguments: tuple[object, ...]
+    arguments: tuple[str, str]
     created: datetime
     expires: datetime
     deleted: datetime | None = None
@@ -39,207 +57,227 @@ class Secret:
 
 
 @dataclass
-class Update:
-    at: datetime
-    schedule: SecretSchedule
+class Run:
+    at: datetime  # true time
+    clock: datetime  # what the program and the providers read
+    period_days: int
     created: list[Secret]
     deleted: list[Secret]
+    newest_before: Secret | None
 
 
 @dataclass
 class Tenant:
     tenant_id: str = TENANT
-    slots: dict[int, Secret] = field(default_factory=dict)
-    recorded: SecretSchedule | None = None
+    states: dict[int, SlotState] = field(default_factory=dict)
+    held: dict[int, Secret] = field(default_factory=dict)
     ever: list[Secret] = field(default_factory=list)
 
-    def up(self, at: datetime, period_days: int, force_rotation: int = 0) -> Update:
-        schedule = plan_secrets(at, self.tenant_id, period_days, force_rotation, self.recorded)
+    def up(self, at: datetime, period_days: int, force: int = 0, skew: timedelta = timedelta()) -> Run:
+        clock = at + skew
+        newest_before = self.newest() if self.held else None
         created, deleted = [], []
-        for generation in schedule.generations:
-            arguments = (
-                generation.display_name,
-                to_rfc3339(generation.expires_at),
-                tuple(sorted(generation.keepers.items())),
-            )
-            held = self.slots.get(generation.slot)
+        for slot in range(SECRET_SLOTS):
+            old = self.states.get(slot)
+            if old is None:
+                new = advance(
+                    initial_state(slot, self.tenant_id, period_days, force, clock), period_days, force, clock
+                )
+            else:
+                new = advance(old, period_days, force, clock)
+                if not changed(old, new):
+                    new = old
+            self.states[slot] = new
+            arguments = (new.display_name, new.end_date)
+            held = self.held.get(slot)
             if held is not None and held.arguments == arguments:
                 continue
-            secret = Secret(
-                next(_serial), generation.slot, generation.index, arguments, at, generation.expires_at
-            )
-            created.append(secret)
-            self.ever.append(secret)
             if held is not None:
                 held.deleted = at
                 deleted.append(held)
-            self.slots[generation.slot] = secret
-        # The stack records its outputs only after a successful update; a round trip proves they suffice.
-        self.recorded = SecretSchedule.from_output(schedule.to_output())
-        return Update(at, schedule, created, deleted)
+            secret = Secret(next(_serial), slot, new.generation, arguments, at, new.expires_at)
+            created.append(secret)
+            self.ever.append(secret)
+            self.held[slot] = secret
+        return Run(at, clock, period_days, created, deleted, newest_before)
 
     def newest(self) -> Secret:
-        return max(self.slots.values(), key=lambda secret: secret.generation)
+        return max(self.held.values(), key=lambda secret: (secret.generation, secret.serial))
+
+    def schedule(self) -> Schedule:
+        return Schedule(tuple(self.states[slot] for slot in range(SECRET_SLOTS)))
 
     def any_valid(self, moment: datetime) -> bool:
         return any(secret.valid_at(moment) for secret in self.ever)
 
 
-def run_schedule(tenant: Tenant, times: list[datetime], period_days: int) -> list[Update]:
-    return [tenant.up(at, period_days) for at in times]
+def assert_guarantees(tenant: Tenant, runs: list[Run], shortest_period_days: int) -> None:
+    """Every guarantee, for runs whose clocks are at most one (shortest) period apart."""
+    window = timedelta(days=shortest_period_days) - MAX_SKEW
+    generations: dict[int, int] = {}
+    for index, run in enumerate(runs):
+        for secret in run.created:
+            # Valid when issued by the run's own clock (a clock far behind may issue the retiring slot's
+            # secret already expired in true time; the other two cover it), never longer than Entra allows.
+            assert secret.expires > run.clock
+            assert secret.expires - secret.created <= timedelta(days=MAX_SECRET_LIFETIME_DAYS)
+            # Monotonic: a slot's generation never goes back, and what is deleted is older than its successor.
+            assert secret.generation >= generations.get(secret.slot, secret.generation)
+            generations[secret.slot] = secret.generation
+        for secret in run.deleted:
+            successor = tenant.held.get(secret.slot)
+            assert successor is None or successor.generation >= secret.generation
+        if index == 0:
+            continue
+        assert tenant.any_valid(run.at - timedelta(microseconds=1)), f"no valid secret just before {run.at}"
+        assert tenant.any_valid(run.at), f"no valid secret at {run.at}"
+        newest_before = run.newest_before
+        assert newest_before is not None
+        new_current = [s for s in run.created if s.generation > newest_before.generation]
+        if new_current and not any(s.serial == newest_before.serial for s in run.deleted):
+            # The superseded secret stays valid for the switch-over window after its successor appears.
+            gone = newest_before.expires if newest_before.deleted is None else newest_before.deleted
+            assert gone - run.at >= window, f"switch-over window {gone - run.at} < {window}"
+        assert len({s.generation for s in run.created}) <= 1, "more than one generation issued by one run"
 
 
-def assert_guarantees(updates: list[Update], period_days: int) -> None:
-    """Every guarantee of the schedule for runs at most one period apart."""
-    period = timedelta(days=period_days)
-    promises: dict[int, datetime] = {}  # secret serial -> must stay until
-    previous: Update | None = None
-    live: dict[int, Secret] = {}
-    for update in updates:
-        for secret in update.created:
-            lifetime = secret.expires - secret.created
-            assert timedelta(0) < lifetime <= timedelta(days=MAX_SECRET_LIFETIME_DAYS)
-            assert lifetime <= 3 * period
-        for secret in update.deleted:
-            promised = promises.get(secret.serial)
-            assert promised is None or promised <= update.at, (
-                "a superseded secret was deleted inside its window"
-            )
-            del live[secret.serial]
-        if previous is not None:
-            # Before this run, something issued earlier was still valid: no gap.
-            just_before = update.at - timedelta(microseconds=1)
-            assert any(s.valid_at(just_before) for s in live.values()), (
-                f"no valid secret just before {update.at}"
-            )
-            same_period = previous.schedule.anchor.index_at(previous.at) == update.schedule.anchor.index_at(
-                update.at
-            )
-            if same_period:
-                assert not update.created, "a run inside the same period replaced a secret"
-            old_newest = max(live.values(), key=lambda s: s.generation)
-            if any(s.generation > old_newest.generation for s in update.created):
-                # A new secret was issued: the one it supersedes stays valid one more period.
-                assert old_newest.expires >= update.at + period
-                promises[old_newest.serial] = update.at + period
-        if previous is not None:
-            assert len(update.created) <= 1, "more than one secret issued by one run"
-        live.update({secret.serial: secret for secret in update.created})
-        assert any(s.valid_at(update.at) for s in live.values())
-        previous = update
+def clocks_apart(start: datetime, gaps: list[float], period_days: int) -> list[datetime]:
+    """True times whose skewed clocks stay at most one period apart."""
+    step = timedelta(days=period_days) - 2 * MAX_SKEW
+    times = [start]
+    for gap in gaps:
+        times.append(times[-1] + gap * step)
+    return times
 
 
-def test_first_deployment_fills_three_slots_and_names_the_newest() -> None:
+def test_first_deployment_fills_three_slots_on_the_tenants_grid() -> None:
     tenant = Tenant()
-    update = tenant.up(START, 180)
-    schedule = update.schedule
-    assert len(update.created) == 3 and not update.deleted
-    assert sorted(g.slot for g in schedule.generations) == [0, 1, 2]
-    assert sorted(g.index for g in schedule.generations) == [schedule.newest.index - i for i in (2, 1, 0)]
+    run = tenant.up(START, 180)
+    schedule = tenant.schedule()
+    assert len(run.created) == 3 and not run.deleted
+    assert sorted(s.generation for s in tenant.states.values()) == [
+        schedule.newest.generation - i for i in (2, 1, 0)
+    ]
     newest = schedule.newest
-    assert newest.issued_at <= START < schedule.next_rotation_at
-    assert schedule.next_rotation_at - newest.issued_at == timedelta(days=180)
-    assert newest.expires_at == newest.issued_at + timedelta(days=540)
-    assert all(g.expires_at > START for g in schedule.generations)
+    assert newest.event_at <= START < schedule.next_rotation_at
+    assert schedule.next_rotation_at - newest.event_at == timedelta(days=180)
+    assert newest.expires_at == newest.event_at + timedelta(days=540)
+    assert [schedule.status(s.slot) for s in sorted(tenant.states.values(), key=lambda s: -s.generation)] == [
+        "current",
+        "previous",
+        "retiring",
+    ]
+    names = [secret.arguments[0] for secret in run.created]
+    assert len(set(names)) == 3
+    for secret in run.created:
+        assert f"from {tenant.states[secret.slot].event_at:%Y-%m-%d}" in secret.arguments[0]
+        assert f"until {secret.expires:%Y-%m-%d}" in secret.arguments[0]
 
 
 def test_a_second_run_in_the_same_period_replaces_nothing() -> None:
     tenant = Tenant()
-    first = tenant.up(START, 90)
-    again = tenant.up(first.schedule.next_rotation_at - timedelta(seconds=1), 90)
+    tenant.up(START, 90)
+    again = tenant.up(tenant.schedule().next_rotation_at - timedelta(seconds=1), 90)
     assert again.created == [] and again.deleted == []
 
 
-def test_the_run_after_the_rotation_date_issues_one_secret_and_keeps_the_previous() -> None:
+def test_the_run_after_the_rotation_date_renews_the_oldest_slot_only() -> None:
     tenant = Tenant()
-    first = tenant.up(START, 90)
+    tenant.up(START, 90)
     newest_before = tenant.newest()
-    update = tenant.up(first.schedule.next_rotation_at + timedelta(hours=1), 90)
-    assert len(update.created) == 1 and len(update.deleted) == 1
-    assert update.deleted[0] is not newest_before
-    assert newest_before.serial in {s.serial for s in tenant.slots.values()}
-    assert tenant.newest() is update.created[0]
+    oldest = min(tenant.held.values(), key=lambda s: s.generation)
+    run = tenant.up(tenant.schedule().next_rotation_at + timedelta(hours=1), 90)
+    assert len(run.created) == 1 and [s.serial for s in run.deleted] == [oldest.serial]
+    assert newest_before.valid_at(run.at + timedelta(days=89))
+    assert tenant.newest() is run.created[0]
 
 
 @pytest.mark.parametrize("period_days", [MIN_ROTATION_DAYS, 30, 90, 180, MAX_ROTATION_DAYS])
 def test_daily_runs_for_three_years_keep_every_guarantee(period_days: int) -> None:
     tenant = Tenant()
-    times = [START + timedelta(days=day, hours=day % 24) for day in range(3 * 365)]
-    updates = run_schedule(tenant, times, period_days)
-    assert_guarantees(updates, period_days)
-    issued = sum(1 for update in updates[1:] if update.created)
+    runs = [tenant.up(START + timedelta(days=day, hours=day % 24), period_days) for day in range(3 * 365)]
+    assert_guarantees(tenant, runs, period_days)
+    issued = sum(1 for run in runs[1:] if run.created)
     assert abs(issued - (3 * 365) / period_days) <= 2
 
 
 @settings(max_examples=150, deadline=None)
 @given(
-    period_days=st.integers(min_value=MIN_ROTATION_DAYS, max_value=MAX_ROTATION_DAYS),
+    period_days=periods,
     gaps=st.lists(st.floats(min_value=0.001, max_value=1.0), min_size=3, max_size=40),
+    skew=st.lists(skews, min_size=41, max_size=41),
     start_offset_hours=st.integers(min_value=0, max_value=24 * 730),
     tenant_id=st.uuids().map(str),
 )
-def test_irregular_runs_at_most_one_period_apart_keep_every_guarantee(
-    period_days: int, gaps: list[float], start_offset_hours: int, tenant_id: str
+def test_irregular_runs_with_skewed_clocks_keep_every_guarantee(
+    period_days: int, gaps: list[float], skew: list[timedelta], start_offset_hours: int, tenant_id: str
 ) -> None:
-    period = timedelta(days=period_days)
-    times = [START + timedelta(hours=start_offset_hours)]
-    for gap in gaps:
-        times.append(times[-1] + gap * period)
-    updates = run_schedule(Tenant(tenant_id=tenant_id), times, period_days)
-    assert_guarantees(updates, period_days)
+    tenant = Tenant(tenant_id=tenant_id)
+    times = clocks_apart(START + timedelta(hours=start_offset_hours), gaps, period_days)
+    runs = [tenant.up(at, period_days, skew=skew[i]) for i, at in enumerate(times)]
+    assert_guarantees(tenant, runs, period_days)
 
 
 @settings(max_examples=150, deadline=None)
 @given(
-    old_days=st.integers(min_value=MIN_ROTATION_DAYS, max_value=MAX_ROTATION_DAYS),
-    new_days=st.integers(min_value=MIN_ROTATION_DAYS, max_value=MAX_ROTATION_DAYS),
+    old_days=periods,
+    new_days=periods,
     history=st.lists(st.floats(min_value=0.01, max_value=1.0), min_size=1, max_size=8),
-    change_after=st.floats(min_value=0.0, max_value=1.0),
-    later=st.lists(st.floats(min_value=0.01, max_value=1.0), min_size=1, max_size=12),
+    later=st.lists(st.floats(min_value=0.01, max_value=1.0), min_size=1, max_size=16),
+    skew=st.lists(skews, min_size=26, max_size=26),
 )
-def test_changing_the_period_never_replaces_all_secrets_and_leaves_no_gap(
-    old_days: int, new_days: int, history: list[float], change_after: float, later: list[float]
+def test_changing_the_period_in_either_direction_keeps_every_guarantee(
+    old_days: int, new_days: int, history: list[float], later: list[float], skew: list[timedelta]
 ) -> None:
     tenant = Tenant()
-    at = START
-    tenant.up(at, old_days)
-    for gap in history:
-        at += gap * timedelta(days=old_days)
-        tenant.up(at, old_days)
-    before = dict(tenant.slots)
+    shortest = min(old_days, new_days)
+    times = clocks_apart(START, history, old_days)
+    runs = [tenant.up(at, old_days, skew=skew[i]) for i, at in enumerate(times)]
     newest_before = tenant.newest()
-    assert tenant.recorded is not None
-    planned = tenant.recorded.next_rotation_at
-    at += change_after * timedelta(days=old_days)
-    change = tenant.up(at, new_days)
-    if at < planned:
+    planned = tenant.schedule().next_rotation_at
+    after = clocks_apart(times[-1], later, shortest)[1:]
+    change = tenant.up(after[0], new_days, skew=skew[len(runs)])
+    if change.clock < planned:
         assert change.created == [], "a change of the period rotated before the planned date"
-    assert len(change.created) <= 1, "a change of the period renewed more than the oldest secret"
-    assert newest_before.serial in {s.serial for s in tenant.slots.values()}
-    assert len(set(before) & {s.slot for s in change.deleted}) <= 1
-    updates = [change]
-    step = timedelta(days=min(old_days, new_days))
-    for gap in later:
-        at += gap * step
-        updates.append(tenant.up(at, new_days))
-    for update in updates:
-        assert tenant.any_valid(update.at - timedelta(microseconds=1)), (
-            "no valid secret after a period change"
-        )
-        assert tenant.any_valid(update.at)
-        assert all(s.expires - s.created <= timedelta(days=MAX_SECRET_LIFETIME_DAYS) for s in update.created)
+    assert len(change.created) <= 1, "a change of the period renewed more than one slot"
+    assert newest_before.serial in {s.serial for s in tenant.held.values()} or change.created
+    runs.append(change)
+    runs += [tenant.up(at, new_days, skew=skew[len(runs) + i]) for i, at in enumerate(after[1:])]
+    assert_guarantees(tenant, runs, shortest)
 
 
-def test_force_rotation_renews_and_revokes_every_secret_once() -> None:
+def test_a_clock_behind_the_last_recorded_run_changes_nothing() -> None:
+    tenant = Tenant()
+    tenant.up(START, 30)
+    due = tenant.schedule().next_rotation_at + timedelta(hours=1)
+    tenant.up(due, 30)
+    held = dict(tenant.held)
+    behind = tenant.up(due + timedelta(hours=1), 30, skew=-timedelta(days=45))
+    assert behind.created == [] and behind.deleted == []
+    assert tenant.held == held
+    recorded = max(state.recorded_at for state in tenant.states.values())
+    assert recorded == due
+
+
+def test_force_rotation_reissues_every_slot_once_with_new_names_and_the_same_schedule() -> None:
     tenant = Tenant()
     tenant.up(START, 180)
-    before = {s.serial for s in tenant.slots.values()}
-    forced = tenant.up(START + timedelta(days=3), 180, force_rotation=1)
-    assert {s.serial for s in forced.deleted} == before
+    before = {s.serial: s for s in tenant.held.values()}
+    forced = tenant.up(START + timedelta(days=3), 180, force=1)
+    assert {s.serial for s in forced.deleted} == set(before)
     assert len(forced.created) == 3
-    assert all(s.expires > forced.at for s in forced.created)
-    again = tenant.up(START + timedelta(days=4), 180, force_rotation=1)
+    old_names = {s.arguments[0] for s in before.values()}
+    assert not old_names & {s.arguments[0] for s in forced.created}
+    assert sorted(s.expires for s in forced.created) == sorted(s.expires for s in before.values())
+    assert all(s.arguments[0].endswith("reissue 1") for s in forced.created)
+    again = tenant.up(START + timedelta(days=4), 180, force=1)
     assert again.created == [] and again.deleted == []
+
+
+def test_lowering_force_rotation_is_refused() -> None:
+    state = initial_state(0, TENANT, 180, 2, START)
+    with pytest.raises(ScheduleError, match="only be raised"):
+        advance(state, 180, 1, START)
 
 
 def test_rotation_dates_are_staggered_across_tenants() -> None:
@@ -247,28 +285,88 @@ def test_rotation_dates_are_staggered_across_tenants() -> None:
     offsets = {tenant_offset_days(t, 180) for t in tenants}
     assert len(offsets) > 100
     assert all(0 <= offset < 180 for offset in offsets)
-    dates = {plan_secrets(START, t, 180).next_rotation_at.date() for t in tenants}
+    dates = set()
+    for tenant_id in tenants:
+        tenant = Tenant(tenant_id=tenant_id)
+        tenant.up(START, 180)
+        dates.add(tenant.schedule().next_rotation_at.date())
     assert len(dates) > 100
 
 
-def test_a_tenant_keeps_its_rotation_date_from_run_to_run() -> None:
-    assert tenant_offset_days(TENANT, 180) == tenant_offset_days(TENANT.upper(), 180)
-    first = plan_secrets(START, TENANT, 180)
-    assert plan_secrets(START + timedelta(days=1), TENANT, 180).next_rotation_at == first.next_rotation_at
+def test_slot_state_round_trips_through_its_output() -> None:
+    state = advance(initial_state(1, TENANT, 120, 2, START), 90, 3, START + timedelta(days=400))
+    assert SlotState.from_output(state.to_output()) == state
 
 
-def test_schedule_record_round_trips_and_untrusted_records_fall_back_to_the_grid() -> None:
-    schedule = plan_secrets(START, TENANT, 120, 2)
-    assert SecretSchedule.from_output(schedule.to_output()) == schedule
-    assert SecretSchedule.from_output(None) is None
-    assert SecretSchedule.from_output({"periodDays": 30}) is None
-    broken = schedule.to_output() | {"slots": schedule.to_output()["slots"][:2]}
-    assert SecretSchedule.from_output(broken) is None
-    assert plan_secrets(START, TENANT, 120, 2, None) == schedule
-
-
-def test_invalid_arguments_are_refused() -> None:
+def test_invalid_periods_are_refused() -> None:
     with pytest.raises(ValueError, match="period_days"):
-        plan_secrets(START, TENANT, 244)
-    with pytest.raises(ValueError, match="timezone-aware"):
-        plan_secrets(START.replace(tzinfo=None), TENANT, 30)
+        initial_state(0, TENANT, 244, 0, START)
+
+
+# --- taking over secrets that exist (the first release's stacks, a lost record) ----------------------------
+
+
+def first_release_secrets(tenant_id: str, period_days: int, now: datetime) -> list[IssuedSecret]:
+    """What a stack of the first release holds: its names and end dates, from its fixed formula."""
+    grid = Anchor.grid(tenant_id, period_days)
+    current = grid.index_at(now)
+    secrets = []
+    for slot in range(SECRET_SLOTS):
+        index = current - (current - slot) % SECRET_SLOTS
+        event = grid.event(index)
+        secrets.append(IssuedSecret(f"pop3-oauth slot {slot} from {event:%Y-%m-%d}", event + 3 * grid.period))
+    return secrets
+
+
+@settings(max_examples=60, deadline=None)
+@given(period_days=periods, tenant_id=st.uuids().map(str), days=st.integers(min_value=0, max_value=1500))
+def test_a_first_release_stack_is_taken_over_without_replacing_a_secret(
+    period_days: int, tenant_id: str, days: int
+) -> None:
+    now = START + timedelta(days=days)
+    existing = first_release_secrets(tenant_id, period_days, now)
+    for slot in range(SECRET_SLOTS):
+        state = recover_state(slot, existing, tenant_id, 0, now)
+        assert state is not None
+        state = advance(state, period_days, 0, now)
+        assert (state.display_name, state.end_date) == (
+            existing[slot].display_name,
+            to_rfc3339(existing[slot].end_date),
+        )
+    # ...and the schedule goes on where the first release's would have: the next rotation is on its grid.
+    states = [advance(recover_state(s, existing, tenant_id, 0, now), period_days, 0, now) for s in range(3)]  # type: ignore[arg-type]
+    grid = Anchor.grid(tenant_id, period_days)
+    assert Schedule(tuple(states)).next_rotation_at == grid.event(grid.index_at(now) + 1)
+
+
+def test_a_lost_record_is_rebuilt_from_todays_names_and_never_renews_all_slots() -> None:
+    tenant = Tenant()
+    tenant.up(START, 60)
+    tenant.up(tenant.schedule().next_rotation_at + timedelta(days=1), 60)
+    listed = [IssuedSecret(s.arguments[0], s.expires) for s in tenant.held.values()]
+    later = START + timedelta(days=70)
+    for slot in range(SECRET_SLOTS):
+        recovered = recover_state(slot, listed, TENANT, 0, later)
+        assert recovered is not None
+        expected = tenant.states[slot]
+        assert (recovered.generation, recovered.display_name, recovered.end_date) == (
+            expected.generation,
+            expected.display_name,
+            expected.end_date,
+        )
+
+
+def test_a_slot_without_a_secret_of_its_own_gets_only_its_due_generation() -> None:
+    existing = first_release_secrets(TENANT, 90, START)[:2]
+    state = recover_state(2, existing, TENANT, 0, START)
+    assert state is not None
+    recovered = [recover_state(s, existing, TENANT, 0, START) for s in (0, 1)]
+    assert [r.display_name for r in recovered if r] == [e.display_name for e in existing]
+
+
+def test_secrets_that_are_not_ours_are_ignored_and_inconsistent_ones_refused() -> None:
+    foreign = [IssuedSecret("POP3 for Concept Office", START + timedelta(days=300))]
+    assert recover_state(0, foreign, TENANT, 0, START) is None
+    broken = [IssuedSecret("pop3-oauth slot 0 from 2026-01-01", datetime(2026, 5, 3, tzinfo=UTC))]
+    with pytest.raises(ScheduleError, match="three whole periods"):
+        recover_state(0, broken, TENANT, 0, START)

@@ -12,10 +12,17 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from components.rotation import plan_secrets, to_rfc3339
+from components.rotation import Schedule, SlotState, advance, initial_state, to_rfc3339
 from components.settings import AdoptedSecret, StackSettings
 from components.tenant import Pop3Tenant, Pop3TenantArgs
-from tests.unit.conftest import EXCHANGE_SP_OBJECT_ID, POP_ROLE_ID, STACK, RecordingMocks, secret_value
+from tests.unit.conftest import (
+    EXCHANGE_SP_OBJECT_ID,
+    POP_ROLE_ID,
+    SECRET_SLOT,
+    STACK,
+    RecordingMocks,
+    secret_value,
+)
 
 TENANT = "0a1b2c3d-1111-2222-3333-444455556666"
 NOW = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
@@ -36,19 +43,36 @@ SETTINGS = StackSettings(
 )
 
 
+@pytest.fixture(autouse=True)
+def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clock the SecretSlot records read (under the mocks: the mocked create)."""
+    monkeypatch.setenv("POP3_OAUTH_NOW", to_rfc3339(NOW))
+
+
+def expected_schedule(period_days: int = 180, force: int = 0) -> Schedule:
+    """What three new SecretSlot records hold at NOW."""
+    return Schedule(
+        tuple(
+            advance(initial_state(slot, TENANT, period_days, force, NOW), period_days, force, NOW)
+            for slot in range(3)
+        )
+    )
+
+
+def state_of(schedule: Schedule, slot: int) -> SlotState:
+    return next(state for state in schedule.slots if state.slot == slot)
+
+
 def deploy(
     settings: StackSettings = SETTINGS,
     now: datetime = NOW,
-    recorded: Any = None,
     check: Callable[[Pop3Tenant], Awaitable[None]] | None = None,
 ) -> None:
     """Declare the component under the active mocks; ``check`` runs once every output resolved."""
 
     @pulumi.runtime.test
     def program() -> Any:
-        tenant = Pop3Tenant(
-            "pop3", Pop3TenantArgs(settings=settings, now=now, stack=STACK, recorded_schedule=recorded)
-        )
+        tenant = Pop3Tenant("pop3", Pop3TenantArgs(settings=settings, now=now, stack=STACK))
 
         async def resolve() -> None:
             for value in tenant.outputs.values():
@@ -74,6 +98,9 @@ def test_declares_exactly_the_resources_of_the_manual_guide(mocks: RecordingMock
             (PASSWORD, "pop3-secret-0"),
             (PASSWORD, "pop3-secret-1"),
             (PASSWORD, "pop3-secret-2"),
+            (SECRET_SLOT, "pop3-secret-slot-0"),
+            (SECRET_SLOT, "pop3-secret-slot-1"),
+            (SECRET_SLOT, "pop3-secret-slot-2"),
             (EXCHANGE_SP, "pop3-exchange-sp"),
             (MAILBOX_PERMISSION, "pop3-fullaccess-edi@mueller-sanitaetshaus.de"),
             (MAILBOX_PERMISSION, "pop3-fullaccess-eab@mueller-sanitaetshaus.de"),
@@ -161,22 +188,33 @@ def test_destroy_order_is_permissions_then_registration_then_entra_objects(mocks
         assert mocks.by_name("pop3-sp").urn in permission.dependencies
 
 
-def test_secrets_follow_the_rotation_schedule(mocks: RecordingMocks) -> None:
+def test_secrets_take_their_arguments_from_their_slot_record(mocks: RecordingMocks) -> None:
     deploy()
-    schedule = plan_secrets(NOW, TENANT, 180)
+    schedule = expected_schedule()
     app = mocks.by_name("pop3-app")
-    for generation in schedule.generations:
-        password = mocks.by_name(f"pop3-secret-{generation.slot}")
+    for state in schedule.slots:
+        record = mocks.by_name(f"pop3-secret-slot-{state.slot}")
+        assert record.inputs["slot"] == state.slot
+        assert record.inputs["period_days"] == 180
+        assert record.inputs["force_rotation"] == 0
+        assert record.inputs["tenant_id"] == TENANT
+        assert record.inputs["application_object_id"] == app.state["objectId"]
+        password = mocks.by_name(f"pop3-secret-{state.slot}")
         assert password.inputs["applicationId"] == f"/applications/{app.state['objectId']}"
-        assert password.inputs["endDate"] == to_rfc3339(generation.expires_at)
-        assert password.inputs["displayName"] == generation.display_name
-        assert password.inputs["rotateWhenChanged"] == generation.keepers
+        assert password.inputs["endDate"] == state.end_date == to_rfc3339(state.expires_at)
+        assert password.inputs["displayName"] == state.display_name
+        assert "rotateWhenChanged" not in password.inputs
         assert "startDate" not in password.inputs
         assert "value" in password.additional_secret_outputs
+        # Renewal deletes first (the due slot's secret expires then; a forced one must revoke), and the
+        # first release's rotateWhenChanged never forces a replacement.
+        assert password.delete_before_replace
+        assert password.ignore_changes == ["rotateWhenChanged"]
+        assert record.urn in password.dependencies
 
 
 def test_outputs_carry_what_the_erp_needs_and_secrets_stay_secret(mocks: RecordingMocks) -> None:
-    schedule = plan_secrets(NOW, TENANT, 180)
+    schedule = expected_schedule()
 
     async def check(tenant: Pop3Tenant) -> None:
         values = {name: await output.future() for name, output in tenant.outputs.items()}
@@ -204,7 +242,7 @@ def test_outputs_carry_what_the_erp_needs_and_secrets_stay_secret(mocks: Recordi
         assert listed is not None
         assert [s["slot"] for s in listed] == [0, 1, 2]
         statuses = {s["slot"]: s["status"] for s in listed}
-        assert statuses == {g.slot: schedule.status(g.slot) for g in schedule.generations}
+        assert statuses == {state.slot: schedule.status(state.slot) for state in schedule.slots}
         assert sorted(statuses.values()) == ["current", "previous", "retiring"]
         assert statuses[schedule.newest.slot] == "current"
         assert all(s["managed"] and s["keyId"] and s["expiresAt"] for s in listed)
@@ -216,7 +254,9 @@ def test_outputs_carry_what_the_erp_needs_and_secrets_stay_secret(mocks: Recordi
 
 def test_no_secret_bytes_in_any_dynamic_resource_or_its_pickled_provider(mocks: RecordingMocks) -> None:
     deploy()
-    for registration in mocks.of_type(EXCHANGE_SP) + mocks.of_type(MAILBOX_PERMISSION):
+    dynamic = mocks.of_type(EXCHANGE_SP) + mocks.of_type(MAILBOX_PERMISSION) + mocks.of_type(SECRET_SLOT)
+    assert len(dynamic) == 1 + 2 + 3
+    for registration in dynamic:
         blob = rpc.unwrap_rpc_secret(registration.inputs["__provider"])
         pickled = base64.b64decode(blob)
         plain = json.dumps({k: v for k, v in registration.inputs.items() if k != "__provider"}).encode()
@@ -272,16 +312,17 @@ def test_outputs_follow_the_cloud(
     assert mocks.by_name("pop3-exchange-sp").inputs["cloud"] == cloud
 
 
-def test_a_recorded_schedule_is_honoured_when_the_period_changes(mocks: RecordingMocks) -> None:
-    before = plan_secrets(NOW, TENANT, 180)
-    shorter = StackSettings(tenant_id=TENANT, mailboxes=("edi@contoso.de",), secret_rotation_days=30)
-    deploy(shorter, recorded=before.to_output())
-    kept = {
-        g.slot: g
-        for g in before.generations
-        if mocks.by_name(f"pop3-secret-{g.slot}").inputs["endDate"] == to_rfc3339(g.expires_at)
-    }
-    assert len(kept) >= 2, "a change of the rotation period must keep at least two secrets"
+def test_period_and_force_rotation_reach_every_slot_record(mocks: RecordingMocks) -> None:
+    settings = StackSettings(
+        tenant_id=TENANT, mailboxes=("edi@contoso.de",), secret_rotation_days=30, force_rotation=2
+    )
+    deploy(settings)
+    schedule = expected_schedule(30, 2)
+    for state in schedule.slots:
+        record = mocks.by_name(f"pop3-secret-slot-{state.slot}")
+        assert (record.inputs["period_days"], record.inputs["force_rotation"]) == (30, 2)
+        assert mocks.by_name(f"pop3-secret-{state.slot}").inputs["displayName"] == state.display_name
+        assert state.display_name.endswith("reissue 2")
 
 
 def test_a_missing_pop_role_fails_with_a_clear_message(
