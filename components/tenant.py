@@ -144,16 +144,18 @@ class Pop3Tenant(pulumi.ComponentResource):
             newest_slot, *(p.value for p in passwords)
         ).apply(lambda values: values[1 + values[0]])
         client_secret: pulumi.Output[str] = pulumi.Output.secret(newest_value)
+        # Names and dates from the slot records (plain); the key id and start date are no secrets either,
+        # but a password the first release created keeps outputs the engine marked secret until it is renewed.
         managed_secrets = [
             pulumi.Output.all(
-                slot=slot,
-                key_id=p.key_id,
-                created=p.start_date,
-                expires=p.end_date,
-                display_name=p.display_name,
-                status=schedule.apply(functools.partial(_slot_status, slot=slot)),
+                slot=slot.index,
+                key_id=pulumi.Output.unsecret(password.key_id),
+                created=pulumi.Output.unsecret(password.start_date),
+                expires=slot.end_date,
+                display_name=slot.display_name,
+                status=schedule.apply(functools.partial(_slot_status, slot=slot.index)),
             ).apply(_managed_secret_record)
-            for slot, p in enumerate(passwords)
+            for slot, password in zip(slots, passwords, strict=True)
         ]
         adopted_secrets = [
             {

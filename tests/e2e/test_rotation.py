@@ -7,6 +7,8 @@ is fixed the suite says so.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -81,3 +83,105 @@ def test_schedule_outputs_stay_plain_from_the_second_update_on(rotating: Project
     outputs = rotating.outputs()
     for name in ("secrets", "clientSecretExpiresAt", "nextSecretRotationAt", "secretSchedule"):
         assert outputs[name] != SECRET_MASK, name
+
+
+def _key_ids(project: Project) -> list[str]:
+    [app] = project.microsoft.graph.find_applications(project.tenant.tenant_id, "POP3APP")
+    return sorted(credential["keyId"] for credential in app.password_credentials)
+
+
+def test_a_clock_behind_the_last_run_changes_nothing_and_says_so(rotating: Project) -> None:
+    due = _moment(rotating.outputs()["nextSecretRotationAt"], timedelta(hours=1))
+    rotating.up(env={"POP3_OAUTH_NOW": due})
+    key_ids = _key_ids(rotating)
+    behind = rotating.up(env={"POP3_OAUTH_NOW": "2026-12-01T08:00:00Z"})
+    assert "behind the schedule's last recorded run" in behind.output
+    assert _key_ids(rotating) == key_ids
+    rotating.preview("--expect-no-changes", env={"POP3_OAUTH_NOW": "2026-12-01T08:00:00Z"})
+
+
+@pytest.mark.parametrize(("before", "after"), [(30, 180), (180, 30)])
+def test_a_period_change_keeps_every_secret_until_the_planned_date(
+    project: Project, before: int, after: int
+) -> None:
+    project.init_stack("period", settings={"secretRotationDays": before})
+    project.up(env={"POP3_OAUTH_NOW": "2026-12-01T08:00:00Z"})
+    planned = project.outputs()["nextSecretRotationAt"]
+    key_ids = _key_ids(project)
+
+    project.configure({"secretRotationDays": after})
+    project.up(env={"POP3_OAUTH_NOW": max("2026-12-01T08:00:00Z", _moment(planned, -timedelta(minutes=30)))})
+    assert _key_ids(project) == key_ids, "a change of the period replaced a secret"
+    outputs = project.outputs()
+    assert outputs["nextSecretRotationAt"] == planned
+    assert outputs["secretSchedule"]["periodDays"] == after
+
+    due = _moment(planned, timedelta(hours=1))
+    planned_run = project.preview("--json", env={"POP3_OAUTH_NOW": due}).json()
+    assert [op for op in _password_steps(planned_run).values() if op != "same"] == ["replace"]
+    project.up(env={"POP3_OAUTH_NOW": due})
+    assert len(set(_key_ids(project)) & set(key_ids)) == 2
+    renewed = project.outputs()
+    assert renewed["nextSecretRotationAt"] == _moment(planned, timedelta(days=after))
+
+
+def test_force_rotation_revokes_every_secret_and_cannot_be_lowered(rotating: Project) -> None:
+    old = rotating.outputs(show_secrets=True)
+    old_names = {secret["displayName"] for secret in old["secrets"]}
+    old_values = list(rotating.microsoft.graph.issued_secrets)
+    rotating.configure({"forceRotation": 1})
+    rotating.up(env={"POP3_OAUTH_NOW": "2026-12-03T08:00:00Z"})
+    new = rotating.outputs(show_secrets=True)
+    assert not set(_key_ids(rotating)) & {secret["keyId"] for secret in old["secrets"]}
+    assert not {secret["displayName"] for secret in new["secrets"]} & old_names
+    assert len({secret["displayName"] for secret in new["secrets"]}) == 3
+    assert not any(_signs_in(rotating, value) for value in old_values), "a leaked secret still works"
+    assert _signs_in(rotating, new["clientSecret"])
+
+    writes = len(rotating.microsoft.graph.writes) + len(rotating.microsoft.exchange.writes)
+    rotating.configure({"forceRotation": 0})
+    lowered = rotating.up(env={"POP3_OAUTH_NOW": "2026-12-04T08:00:00Z"}, check=False)
+    assert lowered.code != 0
+    assert "pop3-oauth:forceRotation was lowered from 1 to 0" in lowered.output
+    assert len(rotating.microsoft.graph.writes) + len(rotating.microsoft.exchange.writes) == writes
+
+
+def test_a_lost_schedule_record_is_rebuilt_without_renewing_a_secret(rotating: Project) -> None:
+    key_ids = _key_ids(rotating)
+    before = rotating.outputs()
+    # Lose the record as a hand-edited or damaged state would: gone, and no longer a dependency.
+    document = json.loads(rotating.export())
+    resources = document["deployment"]["resources"]
+    [lost] = [r for r in resources if r["urn"].endswith("::pop3-secret-slot-1")]
+    for resource in resources:
+        resource["dependencies"] = [d for d in resource.get("dependencies") or [] if d != lost["urn"]]
+        resource["propertyDependencies"] = {
+            name: [d for d in urns if d != lost["urn"]]
+            for name, urns in (resource.get("propertyDependencies") or {}).items()
+        }
+    document["deployment"]["resources"] = [r for r in resources if r is not lost]
+    state_file = rotating.root / "damaged.json"
+    state_file.write_text(json.dumps(document))
+    rotating.pulumi("stack", "import", "--file", str(state_file), "--stack", rotating.stack)
+    inside_the_period = _moment(before["nextSecretRotationAt"], -timedelta(minutes=30))
+    rotating.up(env={"POP3_OAUTH_NOW": inside_the_period})
+    assert _key_ids(rotating) == key_ids
+    after = rotating.outputs()
+    assert after["nextSecretRotationAt"] == before["nextSecretRotationAt"]
+    assert after["secretSchedule"] == before["secretSchedule"]
+
+
+def test_the_schedule_works_on_a_legacy_file_backend(new_project: Callable[..., Project]) -> None:
+    project = new_project()
+    project.env["PULUMI_DIY_BACKEND_LEGACY_LAYOUT"] = "1"
+    project.env["PULUMI_DIY_BACKEND_IGNORE_DEPRECATION_ERROR"] = "1"  # the CLI deprecates the layout
+    project.init_stack("legacy")
+    assert (project.backend / ".pulumi" / "stacks" / "legacy.json").exists() or list(
+        (project.backend / ".pulumi" / "stacks").glob("legacy*")
+    )
+    project.up()
+    project.up()
+    project.preview("--expect-no-changes")
+    project.pulumi("refresh", "--preview-only", "--expect-no-changes", "--stack", project.stack)
+    outputs = project.outputs()
+    assert outputs["secrets"] != SECRET_MASK
