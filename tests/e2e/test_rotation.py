@@ -8,7 +8,6 @@ is fixed the suite says so.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -169,19 +168,3 @@ def test_a_lost_schedule_record_is_rebuilt_without_renewing_a_secret(rotating: P
     after = rotating.outputs()
     assert after["nextSecretRotationAt"] == before["nextSecretRotationAt"]
     assert after["secretSchedule"] == before["secretSchedule"]
-
-
-def test_the_schedule_works_on_a_legacy_file_backend(new_project: Callable[..., Project]) -> None:
-    project = new_project()
-    project.env["PULUMI_DIY_BACKEND_LEGACY_LAYOUT"] = "1"
-    project.env["PULUMI_DIY_BACKEND_IGNORE_DEPRECATION_ERROR"] = "1"  # the CLI deprecates the layout
-    project.init_stack("legacy")
-    assert (project.backend / ".pulumi" / "stacks" / "legacy.json").exists() or list(
-        (project.backend / ".pulumi" / "stacks").glob("legacy*")
-    )
-    project.up()
-    project.up()
-    project.preview("--expect-no-changes")
-    project.pulumi("refresh", "--preview-only", "--expect-no-changes", "--stack", project.stack)
-    outputs = project.outputs()
-    assert outputs["secrets"] != SECRET_MASK
