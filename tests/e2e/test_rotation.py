@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+import yaml
 
-from tests.e2e.harness import SECRET_MASK, Project
+from tests.e2e.harness import ROOT, SECRET_MASK, Project, leaked
 
 PASSWORD_TYPE = "azuread:index/applicationPassword:ApplicationPassword"
 
@@ -77,11 +78,22 @@ def test_a_due_rotation_replaces_exactly_one_secret_and_keeps_the_previous_valid
     assert len(key_ids) == 2
 
 
-def test_schedule_outputs_stay_plain_from_the_second_update_on(rotating: Project) -> None:
+def test_schedule_outputs_and_password_inputs_stay_plain_from_the_second_update_on(rotating: Project) -> None:
     rotating.up(env={"POP3_OAUTH_NOW": "2026-12-02T08:00:00Z"})
     outputs = rotating.outputs()
     for name in ("secrets", "clientSecretExpiresAt", "nextSecretRotationAt", "secretSchedule"):
         assert outputs[name] != SECRET_MASK, name
+    assert outputs["clientSecret"] == SECRET_MASK
+    passwords = [r for r in rotating.state_resources() if r["type"] == PASSWORD_TYPE]
+    assert len(passwords) == 3
+    for password in passwords:
+        secret_inputs = [name for name, value in password["inputs"].items() if _is_secret(value)]
+        assert secret_inputs == [], password["urn"]
+        assert [name for name, value in password["outputs"].items() if _is_secret(value)] == ["value"]
+
+
+def _is_secret(value: object) -> bool:
+    return isinstance(value, dict) and "4dabf18193072939515e22adb298388d" in value
 
 
 def _key_ids(project: Project) -> list[str]:
@@ -168,3 +180,35 @@ def test_a_lost_schedule_record_is_rebuilt_without_renewing_a_secret(rotating: P
     after = rotating.outputs()
     assert after["nextSecretRotationAt"] == before["nextSecretRotationAt"]
     assert after["secretSchedule"] == before["secretSchedule"]
+
+
+def _rotate_workflow_step(name: str) -> str:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "rotate.yml").read_text())
+    step = next(s for s in workflow["jobs"]["rotate"]["steps"] if str(s.get("name", "")).startswith(name))
+    return str(step["run"])
+
+
+def test_the_rotate_workflow_and_the_fleet_report_see_a_due_rotation(rotating: Project) -> None:
+    due = {"POP3_OAUTH_NOW": _moment(rotating.outputs()["nextSecretRotationAt"], timedelta(hours=1))}
+    report = rotating.popctl("fleet", "--json", "--no-progress", env=due, check=False)
+    [tenant] = report.json()
+    assert tenant["status"] == "pending", report.describe()
+    replaced = [c for c in tenant["pending"] if c["type"] == PASSWORD_TYPE]
+    assert [c["op"] for c in replaced] == ["replace"], tenant["pending"]
+
+    # The workflow's own steps, on the real CLI's plain outputs: before, pulumi up, after, compare.
+    workdir = rotating.directory
+    (workdir / "before.json").write_text(
+        rotating.pulumi("stack", "output", "secrets", "--json", "--stack", rotating.stack).stdout
+    )
+    rotating.up(env=due)
+    (workdir / "after.json").write_text(
+        rotating.pulumi("stack", "output", "secrets", "--json", "--stack", rotating.stack).stdout
+    )
+    summary = rotating.root / "summary.md"
+    compare = _rotate_workflow_step("Compare key ids")
+    rotating.run(["bash", "-c", compare], env={"STACK": rotating.stack, "GITHUB_STEP_SUMMARY": str(summary)})
+    record = json.loads((workdir / "rotation.json").read_text())
+    assert len(record["new"]) == 1 and len(record["retired"]) == 1
+    assert f"python -m popctl handoff --stack {rotating.stack} --show-secret" in summary.read_text()
+    assert leaked(summary.read_text(), rotating.microsoft.secret_values()) == []

@@ -144,7 +144,10 @@ def test_rotation_never_prints_secret_values_and_summarises_new_key_ids(tmp_path
         "new": [{"keyId": "new-key", "expiresAt": "2025-09-01T00:00:00Z"}],
         "retired": [],
     }
-    assert summary.read_text() == "- **contoso** got a new secret: `new-key` (expires 2025-09-01T00:00:00Z)\n"
+    assert summary.read_text() == (
+        "- **contoso** got a new secret: `new-key` (expires 2025-09-01T00:00:00Z); hand it over with "
+        "`python -m popctl handoff --stack contoso --show-secret`\n"
+    )
     assert secret_value not in summary.read_text()
 
 
@@ -165,7 +168,8 @@ def test_rotation_summary_job_lists_tenants_for_handoff(tmp_path):
     )
 
     assert (
-        "- **contoso**: `k1`; hand over with `python -m popctl handoff --stack contoso`" in completed.stdout
+        "- **contoso**: `k1`; hand over with `python -m popctl handoff --stack contoso --show-secret` "
+        "(on your machine)" in completed.stdout
     )
     assert "fabrikam" not in completed.stdout
     assert "2 stacks updated, 1 with a new secret." in completed.stdout
