@@ -171,8 +171,9 @@ class Microsoft:
             try:
                 return handler(request)
             finally:
+                scope = request.form().get("scope", "") if request.path.endswith("/token") else ""
                 self.requests.append(
-                    Request(service, request.method, request.path, started, time.monotonic())
+                    Request(service, request.method, request.path, started, time.monotonic(), scope)
                 )
 
         return handle
