@@ -114,6 +114,7 @@ class GraphClient:
         self._clock = clock
         self._verify = ca_bundle(environ)
         self._lock = threading.Lock()
+        self._token_lock = threading.Lock()
         self._endpoints: Endpoints | None = None
         self._token: tuple[str, float] | None = None
         self._caller: str | None = None
@@ -264,9 +265,14 @@ class GraphClient:
         raise AssertionError("unreachable")
 
     def _access_token(self) -> str:
-        with self._lock:
-            if self._token is not None and self._clock() < self._token[1]:
-                return self._token[0]
+        # One token request at a time: the engine reads resources in parallel, and each would fetch its own.
+        with self._token_lock:
+            with self._lock:
+                if self._token is not None and self._clock() < self._token[1]:
+                    return self._token[0]
+            return self._fetch_token()
+
+    def _fetch_token(self) -> str:
         endpoints = self.endpoints
         token_url = self.settings.token_url(endpoints)
         try:
