@@ -30,7 +30,6 @@ MIN_ROTATION_DAYS = 7
 MAX_ROTATION_DAYS = MAX_SECRET_LIFETIME_DAYS // SECRET_SLOTS
 
 
-
 @dataclass(frozen=True)
 class SettingSpec:
     """How one key is declared in ``Pulumi.yaml``'s ``config:`` block (the CLI checks type and presence).
