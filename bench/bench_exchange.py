@@ -20,9 +20,9 @@ from typing import Any
 
 import requests
 
-from components.clouds import CLOUDS
-from components.exchange import MailboxPermissionProvider, ServicePrincipalRegistrationProvider
-from components.exchange.auth import shared_token_source
+from components.exchange.providers import MailboxPermissionProvider, ServicePrincipalRegistrationProvider
+from mscloud.auth import shared_token_source
+from mscloud.clouds import CLOUDS
 from tests.fakes.entra import EXCHANGE_RESOURCE, EntraFake
 from tests.fakes.exchange import APP_ANCHOR, MANAGE_AS_APP, ExchangeFake
 from tests.fakes.tls import HttpsServer, make_certificates

@@ -26,11 +26,12 @@ from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
-from components.clouds import get_cloud
+from mscloud.clouds import get_cloud
+from mscloud.entra import AppTokenRequest, fresh_app_token
 from popctl.cli import main as popctl_main
 from popctl.pop3 import xoauth2_response
-from popctl.tokens import AppTokenRequest, acquire_app_token
-from popctl.verify import DEFAULT_BACKOFF, SECRET_ENV, Target, Verifier
+from popctl.target import SECRET_ENV, Target
+from popctl.verify import DEFAULT_BACKOFF, Verifier
 from tests.fakes import dovecot as dovecot_fake
 from tests.fakes.dovecot import DovecotServer
 from tests.fakes.entra import EXCHANGE_RESOURCE, EntraFake, FakeApp
@@ -75,8 +76,8 @@ def describe(samples: list[float]) -> str:
 
 def measure_cost(target: Target, app: FakeApp, certs: TestCertificates, port: int, rounds: int) -> None:
     context = ssl.create_default_context(cafile=str(certs.ca_bundle))
-    request = AppTokenRequest(TENANT, app.client_id, target.authority_host, target.scope, certs.ca_bundle)
-    token = acquire_app_token(request, SECRET)
+    request = AppTokenRequest(TENANT, app.client_id, target.token_cloud, target.scope, certs.ca_bundle)
+    token = fresh_app_token(request, SECRET)
     verifier = Verifier(target, SECRET)
     argv = [
         "verify", "--tenant-id", TENANT, "--client-id", app.client_id, "--mailbox", MAILBOX,

@@ -1,1 +1,4 @@
-"""Pulumi components of pop3-oauth, and below them the Pulumi-free pieces they use."""
+"""Pulumi components of pop3-oauth, the settings and rotation schedule they use, the Exchange resources.
+
+The Pulumi-free Microsoft clients and rules they build on are in :mod:`mscloud`.
+"""

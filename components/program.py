@@ -8,10 +8,9 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
+from components import names
 from components.settings import KNOWN_KEYS, NAMESPACE, SettingsError, load_settings, program_clock
 from components.tenant import Pop3Tenant, Pop3TenantArgs
-
-COMPONENT_NAME = "pop3"
 
 
 def raw_stack_config() -> dict[str, Any]:
@@ -33,7 +32,7 @@ def run(now: datetime | None = None) -> Pop3Tenant:
     except SettingsError as error:
         raise pulumi.RunError(str(error)) from None
     tenant = Pop3Tenant(
-        COMPONENT_NAME,
+        names.COMPONENT_NAME,
         Pop3TenantArgs(
             settings=settings,
             now=now or program_clock(),

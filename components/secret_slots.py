@@ -33,8 +33,6 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from components.clouds import CLOUDS, get_cloud
-from components.exchange.auth import shared_token_source
 from components.exchange.providers import is_unknown
 from components.rotation import (
     IssuedSecret,
@@ -49,11 +47,13 @@ from components.settings import (
     MAX_ROTATION_DAYS,
     MIN_ROTATION_DAYS,
     SECRET_SLOTS,
-    is_guid,
     key,
     parse_rfc3339,
     program_clock,
 )
+from mscloud.auth import shared_token_source
+from mscloud.clouds import CLOUDS, get_cloud
+from mscloud.ids import is_guid
 
 INPUT_KEYS = ("tenant_id", "cloud", "application_object_id", "slot", "period_days", "force_rotation")
 
@@ -71,7 +71,7 @@ def run_clock() -> Any:
 
 def issued_secrets(tenant_id: str, cloud_name: str, application_object_id: str) -> list[IssuedSecret]:
     """The app's password credentials as Microsoft Graph lists them (names and end dates, never values)."""
-    from popctl.graph import GraphClient, GraphNotFound
+    from mscloud.graph import GraphClient, GraphNotFound
 
     client = GraphClient(tenant_id, get_cloud(cloud_name).with_overrides(), shared_token_source())
     try:

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from components.clouds import CLOUDS
+from mscloud.clouds import CLOUDS, DEFAULT_CLOUD
+from mscloud.ids import is_guid
 
 NAMESPACE = "pop3-oauth"
 NOW_ENV = "POP3_OAUTH_NOW"
 
 DEFAULT_APP_DISPLAY_NAME = "POP3APP"
 DEFAULT_ROTATION_DAYS = 180
-DEFAULT_CLOUD = "public"
 MAX_SECRET_LIFETIME_DAYS = 730
 SECRET_SLOTS = 3
 MIN_ROTATION_DAYS = 7
@@ -60,7 +60,6 @@ SETTINGS: dict[str, SettingSpec] = {
 }
 KNOWN_KEYS = tuple(SETTINGS)
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # Deliberately plain: what Exchange accepts as a primary SMTP address, without quoted local parts.
 _MAILBOX = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
@@ -99,10 +98,6 @@ class StackSettings:
     owners: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     adopted_secrets: tuple[AdoptedSecret, ...] = ()
-
-
-def is_guid(value: str) -> bool:
-    return bool(_GUID.match(value))
 
 
 def is_mailbox(value: str) -> bool:

@@ -11,14 +11,19 @@ from typing import Any
 import pulumi
 import pulumi_azuread as azuread
 
-from components.clouds import EXCHANGE_ONLINE_APP_ID, POP3_PORT, POP_ACCESS_AS_APP, get_cloud
-from components.exchange import MailboxPermission, ServicePrincipalRegistration
+from components import names
+from components.exchange.resources import MailboxPermission, ServicePrincipalRegistration
 from components.rotation import Schedule, schedule_of, to_rfc3339
 from components.secret_slots import SecretSlot, slot_state
 from components.settings import SECRET_SLOTS, StackSettings
-
-FULL_ACCESS = ("FullAccess",)
-PUBLISHED_POP_ROLE_ID = "cb842b43-da6e-4506-86fe-bb12199c656d"
+from mscloud.clouds import (
+    EXCHANGE_ONLINE_APP_ID,
+    POP3_PORT,
+    POP_ACCESS_AS_APP,
+    PUBLISHED_POP_ACCESS_AS_APP_ROLE_ID,
+    get_cloud,
+)
+from mscloud.permissions import FULL_ACCESS
 
 
 @dataclass(frozen=True)
@@ -46,11 +51,11 @@ class Pop3Tenant(pulumi.ComponentResource):
     outputs: dict[str, pulumi.Output[Any]]
 
     def __init__(self, name: str, args: Pop3TenantArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("pop3-oauth:tenant:Pop3Tenant", name, None, opts)
+        super().__init__(names.COMPONENT_TYPE, name, None, opts)
         settings = args.settings
         cloud = get_cloud(settings.cloud)
         provider = azuread.Provider(
-            f"{name}-azuread",
+            names.child(names.PROVIDER, name),
             tenant_id=settings.tenant_id,
             environment=cloud.azuread_environment,
             opts=pulumi.ResourceOptions(parent=self),
@@ -70,7 +75,7 @@ class Pop3Tenant(pulumi.ComponentResource):
         owners = list(settings.owners) or None
 
         app = azuread.Application(
-            f"{name}-app",
+            names.child(names.APPLICATION, name),
             display_name=settings.app_display_name,
             sign_in_audience="AzureADMyOrg",
             owners=owners,
@@ -89,10 +94,14 @@ class Pop3Tenant(pulumi.ComponentResource):
             opts=in_tenant,
         )
         service_principal = azuread.ServicePrincipal(
-            f"{name}-sp", client_id=app.client_id, owners=owners, notes=notes, opts=in_tenant
+            names.child(names.SERVICE_PRINCIPAL, name),
+            client_id=app.client_id,
+            owners=owners,
+            notes=notes,
+            opts=in_tenant,
         )
         consent = azuread.AppRoleAssignment(
-            f"{name}-pop-consent",
+            names.child(names.CONSENT, name),
             app_role_id=pop_role_id,
             principal_object_id=service_principal.object_id,
             resource_object_id=exchange_online.object_id,
@@ -102,7 +111,7 @@ class Pop3Tenant(pulumi.ComponentResource):
         # The schedule's memory: one record per slot in the stack's own state (components/secret_slots.py).
         slots = [
             SecretSlot(
-                f"{name}-secret-slot-{slot}",
+                names.secret_slot(slot, name),
                 tenant_id=settings.tenant_id,
                 cloud=settings.cloud,
                 application_object_id=app.object_id,
@@ -120,7 +129,7 @@ class Pop3Tenant(pulumi.ComponentResource):
         passwords = [self._password(name, slot, app, in_tenant) for slot in slots]
 
         registration = ServicePrincipalRegistration(
-            f"{name}-exchange-sp",
+            names.child(names.EXCHANGE_REGISTRATION, name),
             tenant_id=settings.tenant_id,
             app_id=app.client_id,
             object_id=service_principal.object_id,
@@ -130,11 +139,11 @@ class Pop3Tenant(pulumi.ComponentResource):
         )
         for mailbox in settings.mailboxes:
             MailboxPermission(
-                f"{name}-fullaccess-{mailbox.lower()}",
+                names.mailbox_permission(mailbox, name),
                 tenant_id=settings.tenant_id,
                 mailbox=mailbox,
                 user=service_principal.object_id,
-                access_rights=list(FULL_ACCESS),
+                access_rights=[FULL_ACCESS],
                 cloud=settings.cloud,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[registration]),
             )
@@ -220,7 +229,7 @@ class Pop3Tenant(pulumi.ComponentResource):
         which the first release set, is ignored so that its stacks keep their secrets.
         """
         return azuread.ApplicationPassword(
-            f"{name}-secret-{slot.index}",
+            names.secret(slot.index, name),
             application_id=app.id,
             display_name=slot.display_name,
             end_date=slot.end_date,
@@ -244,9 +253,9 @@ def _pop_role_id(app_role_ids: Mapping[str, str] | None) -> str:
     if not app_role_ids:
         pulumi.log.warn(
             "The lookup of the Office 365 Exchange Online service principal returned no app roles; "
-            f"using the published {POP_ACCESS_AS_APP} role id {PUBLISHED_POP_ROLE_ID}."
+            f"using the published {POP_ACCESS_AS_APP} role id {PUBLISHED_POP_ACCESS_AS_APP_ROLE_ID}."
         )
-        return PUBLISHED_POP_ROLE_ID
+        return PUBLISHED_POP_ACCESS_AS_APP_ROLE_ID
     role_id = app_role_ids.get(POP_ACCESS_AS_APP)
     if not role_id:
         raise ValueError(

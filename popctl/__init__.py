@@ -1,1 +1,1 @@
-"""popctl: the operator command line of pop3-oauth (verify, handoff, login, fleet, adopt)."""
+"""popctl: the operator command line of pop3-oauth (verify, handoff, login, logout, fleet, adopt)."""

@@ -1,4 +1,4 @@
-"""``popctl adopt``: bring a hand-made POP3 app registration under a new stack without recreating it.
+"""Adoption: bring a hand-made POP3 app registration under a new stack without recreating it.
 
 It reads the hand-made setup through Microsoft Graph (app registration, service principal, admin consent,
 secret metadata) and the Exchange admin API (service principal registration, mailbox permissions, POP
@@ -14,54 +14,33 @@ them) and nothing secret is printed.
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
-import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any
 
-import requests
+from components import names as resource_names
+from components.settings import AdoptedSecret, format_adopted_secret
+from components.settings import key as stack_key
+from mscloud.clouds import (
+    DEFAULT_CLOUD,
+    EXCHANGE_ONLINE_APP_ID,
+    POP_ACCESS_AS_APP,
+    PUBLISHED_POP_ACCESS_AS_APP_ROLE_ID,
+)
+from mscloud.errors import Pop3OAuthError
+from mscloud.exchange import ExchangeReader
+from mscloud.graph import GraphClient
+from mscloud.permissions import holds_full_access, points_at, principal_names, registered_object_id
+from popctl.values import rfc3339
 
-from components.clouds import CLOUDS, EXCHANGE_ONLINE_APP_ID, POP_ACCESS_AS_APP, Cloud, get_cloud
-from components.exchange.auth import AuthError, TokenSource, shared_token_source
-from components.exchange.client import ExchangeClient, ExchangeError
-from components.settings import AdoptedSecret, format_adopted_secret, is_guid, is_mailbox, program_clock
-from popctl.cli import EXIT_FAILED, EXIT_OK, UsageError
-from popctl.fleet import find_project_dir, parse_rfc3339
-from popctl.graph import GraphClient, GraphError
-
-PROJECT = "pop3-oauth"
-COMPONENT_TYPE = "pop3-oauth:tenant:Pop3Tenant"
-COMPONENT_NAME = "pop3"
-PROVIDER_TYPE = "pulumi:providers:azuread"
-PROVIDER_NAME = "pop3-azuread"
-APPLICATION_TYPE = "azuread:index/application:Application"
-SERVICE_PRINCIPAL_TYPE = "azuread:index/servicePrincipal:ServicePrincipal"
-APP_ROLE_ASSIGNMENT_TYPE = "azuread:index/appRoleAssignment:AppRoleAssignment"
 EXPECTED_SIGN_IN_AUDIENCE = "AzureADMyOrg"
-POP_ACCESS_AS_APP_ROLE_ID = "cb842b43-da6e-4506-86fe-bb12199c656d"
-
-STACK_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
-class AdoptError(Exception):
+class AdoptError(Pop3OAuthError):
     """The hand-made setup cannot be adopted as it is (app missing, ambiguous, no Exchange Online)."""
-
-
-class ExchangeReader(Protocol):
-    """The part of :class:`components.exchange.client.ExchangeClient` that adopt uses (read-only)."""
-
-    def get_service_principal(self, identity: str) -> dict[str, Any] | None: ...
-
-    def get_mailbox_permissions(self, mailbox: str, user: str | None = None) -> list[dict[str, Any]]: ...
-
-    def get_cas_mailbox(self, mailbox: str) -> dict[str, Any] | None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -93,13 +72,13 @@ class AdoptionPlan:
 
     def stack_config(self) -> dict[str, Any]:
         """The ``config:`` block of ``Pulumi.<stack>.yaml`` (namespaced keys)."""
-        config: dict[str, Any] = {f"{PROJECT}:tenantId": self.tenant_id}
-        if self.cloud != "public":
-            config[f"{PROJECT}:cloud"] = self.cloud
-        config[f"{PROJECT}:appDisplayName"] = self.display_name
-        config[f"{PROJECT}:mailboxes"] = list(self.mailboxes)
+        config: dict[str, Any] = {stack_key("tenantId"): self.tenant_id}
+        if self.cloud != DEFAULT_CLOUD:
+            config[stack_key("cloud")] = self.cloud
+        config[stack_key("appDisplayName")] = self.display_name
+        config[stack_key("mailboxes")] = list(self.mailboxes)
         if self.adopted_secrets:
-            config[f"{PROJECT}:adoptedSecrets"] = [
+            config[stack_key("adoptedSecrets")] = [
                 format_adopted_secret(secret) for secret in self.adopted_secrets
             ]
         return config
@@ -110,11 +89,14 @@ class AdoptionPlan:
         The component ``pop3`` and the provider ``pop3-azuread`` must exist in the stack first (see
         :func:`bootstrap_command`); the name table points at their URNs.
         """
-        common = {"parent": COMPONENT_NAME, "provider": PROVIDER_NAME}
+        common = {
+            "parent": resource_names.COMPONENT_NAME,
+            "provider": resource_names.child(resource_names.PROVIDER),
+        }
         resources: list[dict[str, Any]] = [
             {
-                "type": APPLICATION_TYPE,
-                "name": "pop3-app",
+                "type": resource_names.APPLICATION_TYPE,
+                "name": resource_names.child(resource_names.APPLICATION),
                 "id": f"/applications/{self.app_object_id}",
                 **common,
             }
@@ -122,8 +104,8 @@ class AdoptionPlan:
         if self.service_principal_id is not None:
             resources.append(
                 {
-                    "type": SERVICE_PRINCIPAL_TYPE,
-                    "name": "pop3-sp",
+                    "type": resource_names.SERVICE_PRINCIPAL_TYPE,
+                    "name": resource_names.child(resource_names.SERVICE_PRINCIPAL),
                     "id": f"/servicePrincipals/{self.service_principal_id}",
                     **common,
                 }
@@ -131,34 +113,27 @@ class AdoptionPlan:
         if self.consent_id is not None:
             resources.append(
                 {
-                    "type": APP_ROLE_ASSIGNMENT_TYPE,
-                    "name": "pop3-pop-consent",
+                    "type": resource_names.APP_ROLE_ASSIGNMENT_TYPE,
+                    "name": resource_names.child(resource_names.CONSENT),
                     "id": f"/servicePrincipals/{self.exchange_online_sp_id}"
                     f"/appRoleAssignedTo/{self.consent_id}",
                     **common,
                 }
             )
         return {
-            "nameTable": {COMPONENT_NAME: component_urn(self.stack), PROVIDER_NAME: provider_urn(self.stack)},
+            "nameTable": {
+                resource_names.COMPONENT_NAME: resource_names.component_urn(self.stack),
+                resource_names.child(resource_names.PROVIDER): resource_names.provider_urn(self.stack),
+            },
             "resources": resources,
         }
-
-
-def component_urn(stack: str) -> str:
-    """The URN of the program's ``Pop3Tenant`` component in ``stack``."""
-    return f"urn:pulumi:{stack}::{PROJECT}::{COMPONENT_TYPE}::{COMPONENT_NAME}"
-
-
-def provider_urn(stack: str) -> str:
-    """The URN of the explicit azuread provider, a child of the component."""
-    return f"urn:pulumi:{stack}::{PROJECT}::{COMPONENT_TYPE}${PROVIDER_TYPE}::{PROVIDER_NAME}"
 
 
 def bootstrap_command(stack: str) -> str:
     """The targeted ``pulumi up`` that creates only the component and the provider (no tenant changes)."""
     return (
-        f"pulumi up --stack {stack} --target '{component_urn(stack)}' --target '{provider_urn(stack)}' "
-        "--skip-preview --yes"
+        f"pulumi up --stack {stack} --target '{resource_names.component_urn(stack)}' "
+        f"--target '{resource_names.provider_urn(stack)}' --skip-preview --yes"
     )
 
 
@@ -176,7 +151,7 @@ def inspect_setup(
 ) -> AdoptionPlan:
     """Read the hand-made setup and plan its adoption.
 
-    Raises :class:`AdoptError`, :class:`~popctl.graph.GraphError` or ``ExchangeError``.
+    Raises :class:`AdoptError`, or the :class:`~mscloud.errors.Pop3OAuthError` of a client.
     """
     app = _find_application(graph, client_id, display_name)
     app_id = str(app.get("appId", ""))
@@ -222,7 +197,7 @@ def inspect_setup(
     registration = exchange.get_service_principal(app_id)
     findings.append(_registration_finding(registration, app, principal_id))
     for mailbox in mailboxes:
-        findings += _mailbox_findings(exchange, mailbox, app, principal, registration)
+        findings += _mailbox_findings(exchange, mailbox, principal, registration)
 
     secrets, expired = _hand_made_secrets(app, now)
     for secret in secrets:
@@ -269,7 +244,7 @@ def _pop_role_id(exchange_online: Mapping[str, Any]) -> str:
     for role in exchange_online.get("appRoles") or []:
         if isinstance(role, dict) and role.get("value") == POP_ACCESS_AS_APP and role.get("id"):
             return str(role["id"])
-    return POP_ACCESS_AS_APP_ROLE_ID
+    return PUBLISHED_POP_ACCESS_AS_APP_ROLE_ID
 
 
 def _application_findings(app: Mapping[str, Any], pop_role_id: str) -> list[Finding]:
@@ -335,19 +310,20 @@ def _consent_id(graph: GraphClient, principal_id: str, exchange_online_id: str, 
 def _registration_finding(
     registration: Mapping[str, Any] | None, app: Mapping[str, Any], principal_id: str | None
 ) -> Finding:
+    resource = resource_names.child(resource_names.EXCHANGE_REGISTRATION)
     if registration is None:
         return Finding(
             "Exchange registration",
             "missing (New-ServicePrincipal was not run for this app)",
-            "pulumi up registers the service principal (creates pop3-exchange-sp)",
+            f"pulumi up registers the service principal (creates {resource})",
             problem=True,
         )
-    registered = str(registration.get("ObjectId") or registration.get("Identity") or "")
-    if principal_id is not None and registered.lower() == principal_id.lower():
+    registered = registered_object_id(registration)
+    if principal_id is not None and points_at(registration, principal_id):
         return Finding(
             "Exchange registration",
             f"points at the service principal {registered}",
-            "pulumi up adopts it: pop3-exchange-sp finds the existing registration "
+            f"pulumi up adopts it: {resource} finds the existing registration "
             "(dynamic resources cannot be imported)",
         )
     wrong = (
@@ -358,7 +334,8 @@ def _registration_finding(
     return Finding(
         "Exchange registration",
         f"points at {registered}, {wrong}",
-        "pulumi up stops at pop3-exchange-sp until it is removed: run `Remove-ServicePrincipal -Identity "
+        f"pulumi up stops at {resource} until it is removed: "
+        "run `Remove-ServicePrincipal -Identity "
         f"{registered}`, then pulumi up registers the service principal's object id and grants it FullAccess",
         problem=True,
     )
@@ -367,7 +344,6 @@ def _registration_finding(
 def _mailbox_findings(
     exchange: ExchangeReader,
     mailbox: str,
-    app: Mapping[str, Any],
     principal: Mapping[str, Any] | None,
     registration: Mapping[str, Any] | None,
 ) -> list[Finding]:
@@ -393,15 +369,8 @@ def _mailbox_findings(
                 problem=True,
             )
         )
-    names = _principal_names(app, principal, registration)
-    holders = {
-        str(entry.get("User", "")).lower()
-        for entry in exchange.get_mailbox_permissions(mailbox)
-        if "FullAccess" in (entry.get("AccessRights") or [])
-        and not entry.get("Deny")
-        and not entry.get("IsInherited")
-    }
-    if names & holders:
+    names = principal_names(str(principal["id"]), registration) if principal is not None else set()
+    if holds_full_access(exchange.get_mailbox_permissions(mailbox), names):
         findings.append(
             Finding(subject, "the service principal has FullAccess", "pulumi up adopts the permission")
         )
@@ -410,31 +379,11 @@ def _mailbox_findings(
             Finding(
                 subject,
                 "the service principal has no FullAccess",
-                f"pulumi up grants it (creates pop3-fullaccess-{mailbox.lower()})",
+                f"pulumi up grants it (creates {resource_names.mailbox_permission(mailbox)})",
                 problem=True,
             )
         )
     return findings
-
-
-def _principal_names(
-    app: Mapping[str, Any], principal: Mapping[str, Any] | None, registration: Mapping[str, Any] | None
-) -> set[str]:
-    """How Exchange may show the *correct* service principal in a permission's ``User``."""
-    if principal is None:
-        return set()
-    principal_id = str(principal["id"]).lower()
-    names = {principal_id}
-    registered = str(
-        (registration or {}).get("ObjectId") or (registration or {}).get("Identity") or ""
-    ).lower()
-    if registered == principal_id and registration is not None:
-        names |= {
-            str(registration.get(key, "")).lower()
-            for key in ("Identity", "AppId", "DisplayName")
-            if registration.get(key)
-        }
-    return names
 
 
 def _hand_made_secrets(app: Mapping[str, Any], now: datetime) -> tuple[list[AdoptedSecret], list[str]]:
@@ -449,7 +398,10 @@ def _hand_made_secrets(app: Mapping[str, Any], now: datetime) -> tuple[list[Adop
         ):
             continue
         key_id = str(credential["keyId"])
-        expires = parse_rfc3339(str(credential["endDateTime"]), f"passwordCredentials {key_id} endDateTime")
+        try:
+            expires = rfc3339(str(credential["endDateTime"]), f"passwordCredentials {key_id} endDateTime")
+        except ValueError as error:
+            raise AdoptError(str(error)) from None
         if expires <= now:
             expired.append(key_id)
             continue
@@ -484,119 +436,8 @@ def _scalar(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def render_report(plan: AdoptionPlan, stack_file: Path, import_file: Path, out: TextIO) -> None:
-    """Tell the operator what was found, what ``pulumi up`` will do, and the commands to run next."""
-    out.write(f"Hand-made POP3 setup in tenant {plan.tenant_id} (stack {plan.stack}):\n")
-    for finding in plan.findings:
-        mark = "!" if finding.problem else "-"
-        out.write(f"  {mark} {finding.subject}: {finding.state}\n      -> {finding.consequence}\n")
-    problems = sum(1 for finding in plan.findings if finding.problem)
-    out.write(f"\nWrote {stack_file} and {import_file} ({problems} finding(s) need attention, marked !).\n")
-    out.write("Next (docs/adoption.md, 'Migrating a hand-made tenant'):\n")
-    out.write(f"  pulumi stack init {plan.stack} --secrets-provider <your secrets provider>\n")
-    out.write(f"  {bootstrap_command(plan.stack)}\n")
-    out.write(
-        f"  pulumi import --stack {plan.stack} --file {import_file} "
-        "--protect=false --generate-code=false --yes\n"
-    )
-    out.write(
-        f"  pulumi preview --stack {plan.stack} --diff   # pop3-app/-sp/-pop-consent must not be replaced\n"
-    )
-    out.write(f"  pulumi up --stack {plan.stack}\n")
-    out.write(f"  python -m popctl handoff --stack {plan.stack}\n")
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "adopt",
-        help="write a stack and an import file for a hand-made POP3 app registration",
-        description=(
-            "Find a hand-made POP3 app registration through Microsoft Graph and Exchange Online, then write "
-            "stacks/Pulumi.<stack>.yaml and an import file for `pulumi import --file`. Reads only; changes "
-            "nothing in the tenant. Exit codes: 0 written, 1 could not adopt, 2 usage error."
-        ),
-    )
-    parser.add_argument("--tenant-id", required=True, help="the customer tenant (directory) id")
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--client-id", help="the hand-made app's application (client) id")
-    which.add_argument("--display-name", help="the hand-made app's display name, e.g. POP3APP")
-    parser.add_argument("--stack", required=True, help="name of the stack to create")
-    parser.add_argument(
-        "--mailbox", action="append", required=True, help="a mailbox the app reads (repeatable)"
-    )
-    parser.add_argument("--cloud", default="public", choices=sorted(CLOUDS), help="the tenant's cloud")
-    parser.add_argument("--project-dir", type=Path, default=None, help="default: nearest Pulumi.yaml")
-    parser.add_argument(
-        "--import-file", type=Path, default=None, help="default: <project>/import-<stack>.json"
-    )
-    parser.add_argument("--force", action="store_true", help="overwrite an existing stack or import file")
-    parser.set_defaults(func=run_command)
-
-
-GraphFactory = Callable[[str, Cloud, TokenSource], GraphClient]
-ExchangeFactory = Callable[[str, Cloud, TokenSource], ExchangeReader]
-
-
-def run_command(
-    args: argparse.Namespace,
-    *,
-    stdout: TextIO | None = None,
-    tokens: TokenSource | None = None,
-    graph_factory: GraphFactory = GraphClient,
-    exchange_factory: ExchangeFactory = ExchangeClient,
-) -> int:
-    """The ``popctl adopt`` command. Reads the tenant, writes the two files, prints the plan."""
-    out = sys.stdout if stdout is None else stdout
-    tenant_id = args.tenant_id.strip().lower()
-    if not is_guid(tenant_id):
-        raise UsageError(
-            f"--tenant-id must be a GUID like 00000000-0000-0000-0000-000000000000, got {tenant_id!r}"
-        )
-    if args.client_id is not None and not is_guid(args.client_id.strip()):
-        raise UsageError(f"--client-id must be a GUID, got {args.client_id!r}")
-    if not STACK_NAME.match(args.stack) or args.stack == "example":
-        raise UsageError(f"--stack {args.stack!r}: use letters, digits, '.', '_' and '-' (and not 'example')")
-    mailboxes: list[str] = []
-    for mailbox in (entry.strip() for entry in args.mailbox):
-        if mailbox.lower() not in {known.lower() for known in mailboxes}:
-            mailboxes.append(mailbox)
-    bad = [mailbox for mailbox in mailboxes if not is_mailbox(mailbox)]
-    if bad:
-        raise UsageError(f"--mailbox must be an e-mail address like edi@contoso.com, got {', '.join(bad)}")
-    try:
-        now = program_clock()
-        cloud = get_cloud(args.cloud).with_overrides()
-    except ValueError as error:
-        raise UsageError(str(error)) from error
-    project_dir = args.project_dir or find_project_dir(Path.cwd())
-    stack_file = project_dir / "stacks" / f"Pulumi.{args.stack}.yaml"
-    import_file = args.import_file or project_dir / f"import-{args.stack}.json"
-    existing = [path for path in (stack_file, import_file) if path.exists()]
-    if existing and not args.force:
-        raise UsageError(f"{', '.join(map(str, existing))} already exist(s); pass --force to overwrite")
-
-    source = tokens or shared_token_source()
-    graph = graph_factory(tenant_id, cloud, source)
-    exchange = exchange_factory(tenant_id, cloud, source)
-    try:
-        plan = inspect_setup(
-            graph,
-            exchange,
-            stack=args.stack,
-            tenant_id=tenant_id,
-            cloud=args.cloud,
-            mailboxes=mailboxes,
-            now=now,
-            client_id=args.client_id.strip().lower() if args.client_id else None,
-            display_name=args.display_name,
-        )
-    except (AdoptError, GraphError, ExchangeError, AuthError, ValueError, requests.RequestException) as error:
-        out.write(f"popctl adopt: cannot adopt: {error}\n")
-        return EXIT_FAILED
-    finally:
-        graph.close()
-        exchange.close()
-
+def write_files(plan: AdoptionPlan, stack_file: Path, import_file: Path) -> None:
+    """Write the stack's configuration and the ``pulumi import`` file of ``plan``."""
     header = [
         f"Written by `popctl adopt` from the hand-made app {plan.client_id} ({plan.display_name}).",
         "adoptedSecrets: hand-made client secrets, kept and reported until they expire, never managed.",
@@ -604,5 +445,3 @@ def run_command(
     stack_file.parent.mkdir(parents=True, exist_ok=True)
     stack_file.write_text(render_stack_yaml(plan.stack_config(), header), encoding="utf-8")
     import_file.write_text(json.dumps(plan.import_document(), indent=4) + "\n", encoding="utf-8")
-    render_report(plan, stack_file, import_file, out)
-    return EXIT_OK

@@ -1,20 +1,16 @@
-"""``popctl fleet``: check every tenant stack for drift, pending changes and expiring secrets.
+"""The fleet report: every tenant stack checked for drift, pending changes and expiring secrets.
 
 Each tenant is checked on a worker thread through a :class:`~popctl.previews.PreviewRunner`: its outputs
 (for the secrets' expiry), a refresh preview (drift) and a preview (pending changes). One failing or hanging
-tenant becomes an ``error`` row and never stops or hides the others.
-
-Exit codes: 0 every tenant in sync; 1 drift, pending changes or a secret expiring within ``--expiry-days``;
-2 usage error; 3 at least one tenant could not be checked (wins over 1).
+tenant becomes an ``error`` row and never stops or hides the others. :func:`exit_status` turns the rows
+into one of popctl's exit codes (:data:`popctl.errors.EXIT_CODES`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,29 +18,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from components import settings
 from components.settings import program_clock
-from popctl.cli import UsageError
-from popctl.previews import (
-    CliPreviewRunner,
-    PreviewError,
-    PreviewRunner,
-    RecordedPreviewRunner,
-    ResourceChange,
-)
+from popctl.errors import Exit
+from popctl.previews import PreviewError, PreviewRunner, ResourceChange
+from popctl.values import EXAMPLE_STACK, STACK_NAME, rfc3339
 
-EXAMPLE_STACK = "example"
-STACK_FILE = re.compile(r"^Pulumi\.(?P<stack>[A-Za-z0-9._-]+)\.yaml$")
-STACK_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
-EXIT_IN_SYNC = 0
-EXIT_ATTENTION = 1
-EXIT_UNCHECKED = 3
+STACK_FILE = re.compile(rf"^Pulumi\.(?P<stack>{STACK_NAME})\.yaml$")
 
 DEFAULT_WORKERS = 4
 DEFAULT_EXPIRY_DAYS = 30
@@ -135,16 +116,6 @@ class _SilentObserver:
         return None
 
 
-def parse_rfc3339(value: str, what: str) -> datetime:
-    """``value`` as an aware UTC datetime; ValueError naming ``what`` unless it is RFC 3339 with an offset."""
-    try:
-        return settings.parse_rfc3339(value)
-    except ValueError as error:
-        raise ValueError(
-            f"{what} is not an RFC 3339 time with an offset, such as 2025-01-31T12:00:00Z (got {value!r})"
-        ) from error
-
-
 def discover_stacks(stacks_dir: Path) -> list[str]:
     """The stacks with a ``Pulumi.<stack>.yaml`` in ``stacks_dir``, sorted, without the example stack."""
     if not stacks_dir.is_dir():
@@ -172,7 +143,7 @@ def secret_expiries(outputs: Mapping[str, Any], now: datetime, expiry_days: int)
         where = f"outputs.secrets[{index}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("expiresAt"), str):
             raise ValueError(f"{where} has no expiresAt")
-        expires_at = parse_rfc3339(entry["expiresAt"], f"{where}.expiresAt")
+        expires_at = rfc3339(entry["expiresAt"], f"{where}.expiresAt")
         status = str(entry.get("status") or ("adopted" if entry.get("managed") is False else "unknown"))
         result.append(
             SecretExpiry(
@@ -299,14 +270,14 @@ def run_fleet(
     return [reports[stack] for stack in stacks]
 
 
-def exit_code(reports: Iterable[TenantReport]) -> int:
-    """3 if any tenant could not be checked, else 1 if any needs attention, else 0."""
+def exit_status(reports: Iterable[TenantReport]) -> Exit:
+    """UNCHECKED if any tenant could not be checked, else FAILED if any needs attention, else OK."""
     statuses = {report.status for report in reports}
     if "error" in statuses:
-        return EXIT_UNCHECKED
+        return Exit.UNCHECKED
     if statuses - {"in-sync"}:
-        return EXIT_ATTENTION
-    return EXIT_IN_SYNC
+        return Exit.FAILED
+    return Exit.OK
 
 
 def reports_to_json(reports: Sequence[TenantReport]) -> str:
@@ -314,211 +285,5 @@ def reports_to_json(reports: Sequence[TenantReport]) -> str:
     return json.dumps([report.to_json() for report in reports], indent=2)
 
 
-_STATUS_STYLE = {
-    "in-sync": "green",
-    "drift": "yellow",
-    "pending": "cyan",
-    "expiring": "magenta",
-    "error": "bold red",
-}
-
-
-def render_table(reports: Sequence[TenantReport], console: Console, expiry_days: int) -> None:
-    """Print one row per tenant and a summary line."""
-    table = Table(title=f"pop3-oauth fleet ({len(reports)} tenants)", show_lines=True)
-    for column in (
-        "Stack",
-        "Status",
-        "Drift",
-        "Pending",
-        f"Secrets (days left, ! = within {expiry_days})",
-        "Errors",
-    ):
-        table.add_column(column, overflow="fold")
-    for report in reports:
-        table.add_row(
-            report.stack,
-            f"[{_STATUS_STYLE[report.status]}]{report.status}[/]",
-            _changes_cell(report.drift),
-            _changes_cell(report.pending),
-            _secrets_cell(report.secrets),
-            "\n".join(report.errors),
-        )
-    console.print(table)
-    counts: dict[str, int] = {}
-    for report in reports:
-        counts[report.status] = counts.get(report.status, 0) + 1
-    summary = ", ".join(f"{counts[status]} {status}" for status in _STATUS_STYLE if status in counts)
-    console.print(f"{len(reports)} tenants: {summary}", highlight=False)
-
-
-def _changes_cell(changes: Sequence[ResourceChange]) -> str:
-    lines = []
-    for change in changes:
-        detail = f": {', '.join(change.properties)}" if change.properties else ""
-        lines.append(f"{change.op} {change.name}{detail}")
-    return "\n".join(lines) or "-"
-
-
-def _secrets_cell(secrets: Sequence[SecretExpiry]) -> str:
-    lines = []
-    for secret in secrets:
-        marker = "!" if secret.expiring else ""
-        origin = "" if secret.managed else " (hand-made)"
-        lines.append(f"{secret.key_id[:8]} {secret.expires_in_days}d{marker}{origin}")
-    return "\n".join(lines) or "-"
-
-
 def _limit(text: str) -> str:
     return text if len(text) <= _ERROR_LIMIT else text[: _ERROR_LIMIT - 3] + "..."
-
-
-class _RichObserver:
-    """A progress bar on stderr: tenants done out of total, and how many are running."""
-
-    def __init__(self, progress: Progress, total: int) -> None:
-        self._progress = progress
-        self._task = progress.add_task("checking tenants", total=total)
-        self._running = 0
-        self._lock = threading.Lock()
-
-    def started(self, stack: str) -> None:
-        with self._lock:
-            self._running += 1
-            self._progress.update(self._task, description=f"checking tenants ({self._running} running)")
-
-    def finished(self, report: TenantReport) -> None:
-        with self._lock:
-            self._running = max(0, self._running - 1)
-            self._progress.update(
-                self._task, advance=1, description=f"checking tenants ({self._running} running)"
-            )
-
-
-def find_project_dir(start: Path) -> Path:
-    """The nearest directory at or above ``start`` holding ``Pulumi.yaml``, else ``start``."""
-    for candidate in (start, *start.parents):
-        if (candidate / "Pulumi.yaml").is_file():
-            return candidate
-    return start
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from error
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected zero or more, got {value}")
-    return value
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "fleet",
-        help="report drift, pending changes and expiring secrets for every tenant stack",
-        description=(
-            "Check every stack in stacks/ (except 'example') in parallel. Exit codes: 0 all in sync; "
-            "1 drift, pending changes or an expiring secret; 2 usage error; 3 a tenant could not be checked."
-        ),
-    )
-    parser.add_argument(
-        "--stack", action="append", default=[], metavar="NAME", help="check only this stack (repeatable)"
-    )
-    parser.add_argument(
-        "--workers", type=_positive_int, default=DEFAULT_WORKERS, help="tenants checked at once"
-    )
-    parser.add_argument(
-        "--expiry-days",
-        type=_positive_int,
-        default=DEFAULT_EXPIRY_DAYS,
-        help="flag secrets expiring within this many days (default 30)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TENANT_TIMEOUT,
-        metavar="SECONDS",
-        help="give up on a tenant after this long (default 900)",
-    )
-    parser.add_argument("--json", action="store_true", help="print a JSON array, one object per tenant")
-    parser.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
-    parser.add_argument(
-        "--project-dir", type=Path, default=None, help="the Pulumi project (default: nearest Pulumi.yaml)"
-    )
-    parser.add_argument(
-        "--recorded",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="read DIR/<stack>/{refresh,preview,outputs}.json instead of running pulumi",
-    )
-    parser.set_defaults(func=run_command)
-
-
-def run_command(
-    args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextIO | None = None
-) -> int:
-    """The ``popctl fleet`` command; ``stdout``/``stderr`` default to the process streams."""
-    out = sys.stdout if stdout is None else stdout
-    err = sys.stderr if stderr is None else stderr
-    if args.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if not args.timeout > 0:
-        raise UsageError("--timeout must be a positive number of seconds")
-    for name in args.stack:
-        if not STACK_NAME.match(name):
-            raise UsageError(f"--stack {name!r} is not a stack name (letters, digits, '.', '_', '-')")
-    try:
-        now = program_clock()
-    except ValueError as error:
-        raise UsageError(str(error)) from error
-    project_dir = args.project_dir or find_project_dir(Path.cwd())
-    runner: PreviewRunner
-    if args.recorded is not None:
-        if not args.recorded.is_dir():
-            raise UsageError(f"--recorded {args.recorded} is not a directory")
-        recorded = RecordedPreviewRunner(args.recorded)
-        runner = recorded
-        available = [stack for stack in recorded.stacks() if stack != EXAMPLE_STACK]
-        source = f"{args.recorded}"
-    else:
-        runner = CliPreviewRunner(project_dir, timeout=args.timeout)
-        available = discover_stacks(project_dir / "stacks")
-        source = f"{project_dir / 'stacks'}"
-    stacks = list(dict.fromkeys(args.stack)) or available
-    if not stacks:
-        raise UsageError(f"no stacks to check in {source} (the 'example' stack is never checked)")
-    if args.recorded is None:
-        missing = [name for name in stacks if not (project_dir / "stacks" / f"Pulumi.{name}.yaml").is_file()]
-        if missing:
-            raise UsageError(f"--stack {', '.join(missing)}: no stacks/Pulumi.<stack>.yaml for it")
-
-    error_console = Console(file=err)
-    show_progress = not args.no_progress and error_console.is_terminal
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=error_console,
-        transient=True,
-        disable=not show_progress,
-    )
-    with progress:
-        observer = _RichObserver(progress, len(stacks))
-        reports = run_fleet(
-            stacks,
-            runner,
-            workers=args.workers,
-            expiry_days=args.expiry_days,
-            tenant_timeout=args.timeout,
-            now=now,
-            observer=observer,
-        )
-    if args.json:
-        out.write(reports_to_json(reports) + "\n")
-    else:
-        console = Console(file=out, width=None if Console(file=out).is_terminal else 160)
-        render_table(reports, console, args.expiry_days)
-    return exit_code(reports)

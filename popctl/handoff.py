@@ -1,22 +1,18 @@
-"""``popctl handoff``: the values an operator types into Concept Office's "Externe Systeme" module.
+"""The hand-off sheet: the values an operator types into Concept Office's "Externe Systeme" module.
 
-Labels are German (as the ERP shows them) with English in parentheses. The client secret is shown
-only with ``--show-secret``; without it the stack's secrets are not even read in clear text.
+Labels are German (as the ERP shows them) with English in parentheses. The client secret is on the sheet
+only when asked for (``popctl handoff --show-secret``).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from components.clouds import CLOUDS, get_cloud
+from mscloud.clouds import CLOUDS, DEFAULT_CLOUD, get_cloud
 from popctl import stack
-from popctl.cli import EXIT_FAILED, EXIT_OK, UsageError
 
 EXPIRY_WARNING_DAYS = 30
 HIDDEN = "(verborgen - mit --show-secret anzeigen) (hidden - use --show-secret)"
@@ -36,42 +32,6 @@ class Field:
     @property
     def label(self) -> str:
         return f"{self.german} ({self.english})"
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "handoff",
-        help='the values for Concept Office "Externe Systeme" (German labels)',
-        description='Print the values for Concept Office, module "Externe Systeme".',
-    )
-    parser.add_argument("--stack", required=True, help="the customer's stack")
-    parser.add_argument(
-        "--show-secret", action="store_true", help="include the client secret value (keep the output private)"
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the sheet")
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    """The ``handoff`` command; returns the exit status."""
-    try:
-        outputs = stack.read_outputs(args.stack, show_secrets=args.show_secret)
-    except stack.StackError as error:
-        raise UsageError(str(error)) from None
-    if args.show_secret and outputs.client_secret is None:
-        print(
-            f"popctl handoff: stack {args.stack} returned no clientSecret value; run `pulumi up` first",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    now = datetime.now(UTC)
-    if args.json:
-        print(json.dumps(as_json(outputs, show_secret=args.show_secret, now=now), ensure_ascii=False))
-    else:
-        print(render_text(outputs, show_secret=args.show_secret, now=now))
-    for warning in expiry_warnings(outputs, now):
-        print(f"popctl handoff: warning: {warning}", file=sys.stderr)
-    return EXIT_OK
 
 
 def sheet(outputs: stack.StackOutputs, *, show_secret: bool, now: datetime) -> list[Field]:
@@ -170,4 +130,4 @@ def _parse(value: str | None) -> datetime | None:
 
 
 def _cloud_pop3_host(cloud: str | None) -> str:
-    return get_cloud(cloud).pop3_host if cloud in CLOUDS else get_cloud("public").pop3_host
+    return get_cloud(cloud if cloud in CLOUDS else DEFAULT_CLOUD).pop3_host

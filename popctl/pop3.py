@@ -19,8 +19,10 @@ import poplib
 import socket
 import ssl
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
+
+from mscloud.causes import Cause
+from mscloud.errors import Pop3OAuthError
 
 DEFAULT_TIMEOUT = 20.0
 _MAX_LINE = 2048
@@ -35,27 +37,24 @@ class MailboxStatus:
     octets: int
 
 
-class Pop3Error(Exception):
-    """A POP3 session failed; ``str()`` is safe to show (never contains the token)."""
+class Pop3Error(Pop3OAuthError):
+    """A POP3 session failed; ``str()`` is safe to show (never contains the token). ``cause`` says why."""
 
-
-class ConnectFailure(StrEnum):
-    REFUSED = "refused"
-    TIMEOUT = "timeout"
-    UNRESOLVED = "unresolved"
-    NETWORK = "network"
+    cause: Cause = Cause.PROTOCOL_ERROR
 
 
 class Pop3ConnectError(Pop3Error):
-    """No POP3 session: the connection was refused, timed out, or the host name did not resolve."""
+    """No POP3 session: the connection was refused (or lost), timed out, or the host name did not resolve."""
 
-    def __init__(self, message: str, kind: ConnectFailure) -> None:
+    def __init__(self, message: str, cause: Cause) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.cause = cause
 
 
 class Pop3TlsError(Pop3Error):
     """The TLS handshake failed, typically because the server certificate is not trusted."""
+
+    cause: Cause = Cause.TLS_FAILURE
 
     def __init__(self, message: str, *, verification: bool) -> None:
         super().__init__(message)
@@ -68,6 +67,8 @@ class Pop3LoginRefused(Pop3Error):
     ``reply`` is the server's final line (``-ERR ...``); ``challenge`` is the decoded JSON error the
     server sent as a ``+`` continuation, when it sent one.
     """
+
+    cause: Cause = Cause.LOGIN_REFUSED
 
     def __init__(self, reply: str, challenge: dict[str, Any] | None = None) -> None:
         text = f"server refused the login: {reply}"
@@ -112,14 +113,16 @@ def read_mailbox_status(
         raise Pop3ProtocolError(f"unexpected reply from {host}:{port}: {_quote(error.args)}") from None
     except TimeoutError:
         raise Pop3ConnectError(
-            f"{host}:{port} stopped answering (timeout {timeout:g} s)", ConnectFailure.TIMEOUT
+            f"{host}:{port} stopped answering (timeout {timeout:g} s)", Cause.CONNECTION_TIMEOUT
         ) from None
     except ssl.SSLError as error:
         raise Pop3TlsError(
             f"TLS error talking to {host}:{port}: {error.reason}", verification=False
         ) from None
     except OSError as error:
-        raise Pop3ConnectError(f"connection to {host}:{port} lost: {error}", ConnectFailure.NETWORK) from None
+        raise Pop3ConnectError(
+            f"connection to {host}:{port} lost: {error}", Cause.CONNECTION_REFUSED
+        ) from None
     finally:
         session.close()
 
@@ -150,19 +153,17 @@ def _connect(host: str, port: int, context: ssl.SSLContext, timeout: float) -> _
     except ssl.SSLError as error:
         raise Pop3TlsError(f"TLS handshake with {where} failed: {error.reason}", verification=False) from None
     except ConnectionRefusedError:
-        raise Pop3ConnectError(f"connection to {where} refused", ConnectFailure.REFUSED) from None
+        raise Pop3ConnectError(f"connection to {where} refused", Cause.CONNECTION_REFUSED) from None
     except TimeoutError:
         raise Pop3ConnectError(
-            f"connection to {where} timed out after {timeout:g} s", ConnectFailure.TIMEOUT
+            f"connection to {where} timed out after {timeout:g} s", Cause.CONNECTION_TIMEOUT
         ) from None
     except socket.gaierror as error:
-        raise Pop3ConnectError(
-            f"cannot resolve {host}: {error.strerror}", ConnectFailure.UNRESOLVED
-        ) from None
+        raise Pop3ConnectError(f"cannot resolve {host}: {error.strerror}", Cause.HOST_NOT_FOUND) from None
     except poplib.error_proto as error:
         raise Pop3ProtocolError(f"{where} did not greet with +OK: {_quote(error.args)}") from None
     except OSError as error:
-        raise Pop3ConnectError(f"cannot connect to {where}: {error}", ConnectFailure.NETWORK) from None
+        raise Pop3ConnectError(f"cannot connect to {where}: {error}", Cause.CONNECTION_REFUSED) from None
 
 
 def _authenticate(session: _Session, user: str, token: str) -> None:

@@ -1,9 +1,9 @@
 """A stack's outputs, read through the Pulumi CLI (``pulumi stack output --json``).
 
-The CLI call sits behind :data:`reader`, a :class:`StackReader` that tests replace. :func:`read_outputs`
-validates the raw outputs (names as in docs/CONTRACTS.md) into :class:`StackOutputs`. Secret outputs
-are only in clear text when asked for with ``show_secrets``; otherwise Pulumi prints ``[secret]`` and
-:attr:`StackOutputs.client_secret` is None.
+The CLI call sits behind a :class:`StackReader` (:class:`PulumiCli` unless the caller passes another, as
+tests do through :class:`popctl.cli.Context`). :func:`read_outputs` validates the raw outputs (names as
+in docs/CONTRACTS.md) into :class:`StackOutputs`. Secret outputs are only in clear text when asked for
+with ``show_secrets``; otherwise Pulumi prints ``[secret]`` and :attr:`StackOutputs.client_secret` is None.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from components.clouds import POP3_PORT
+from mscloud.clouds import POP3_PORT
+from mscloud.errors import Pop3OAuthError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 - what Pulumi prints instead of a secret
 
 
-class StackError(Exception):
+class StackError(Pop3OAuthError):
     """The outputs could not be read, or lack what the command needs; the message says what to do."""
 
 
@@ -75,10 +76,6 @@ class PulumiCli:
         return outputs
 
 
-reader: StackReader = PulumiCli()
-"""The seam: tests assign a callable returning a canned outputs dict."""
-
-
 @dataclass(frozen=True)
 class SecretInfo:
     key_id: str
@@ -122,9 +119,11 @@ class StackOutputs:
         return f"{parts.scheme}://{parts.netloc}{path}".rstrip("/")
 
 
-def read_outputs(stack: str, *, show_secrets: bool = False) -> StackOutputs:
-    """Read and validate ``stack``'s outputs through :data:`reader`; raises :class:`StackError`."""
-    return parse_outputs(stack, reader(stack, show_secrets=show_secrets))
+def read_outputs(
+    stack: str, *, show_secrets: bool = False, reader: StackReader | None = None
+) -> StackOutputs:
+    """Read and validate ``stack``'s outputs with ``reader`` (the Pulumi CLI); raises :class:`StackError`."""
+    return parse_outputs(stack, (reader or PulumiCli())(stack, show_secrets=show_secrets))
 
 
 def parse_outputs(stack: str, raw: Mapping[str, Any]) -> StackOutputs:

@@ -1,11 +1,6 @@
-"""Exchange Online as code: a Pulumi-free admin API client, token sources, and two dynamic resources."""
+"""Exchange Online as code: two dynamic resources (``resources``) and their providers (``providers``).
 
-from components.exchange.providers import MailboxPermissionProvider, ServicePrincipalRegistrationProvider
-from components.exchange.resources import MailboxPermission, ServicePrincipalRegistration
-
-__all__ = [
-    "MailboxPermission",
-    "MailboxPermissionProvider",
-    "ServicePrincipalRegistration",
-    "ServicePrincipalRegistrationProvider",
-]
+The Pulumi-free client, token sources and permission rules they use are in :mod:`mscloud`. Importing this
+package loads nothing: ``components.exchange.providers`` is the module path pickled into every stack's state,
+so import the module you need.
+"""

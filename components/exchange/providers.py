@@ -1,8 +1,10 @@
 """Dynamic providers for the two Exchange Online objects the manual procedure creates with PowerShell.
 
 Providers construct without arguments and keep nothing on ``self``: the pickled provider is a bare class
-reference. Credentials are read at call time (``components.exchange.auth``), and HTTP clients live in a
-process-wide registry keyed by tenant and cloud, shared by the host's worker threads.
+reference to this module, so its path and the class names stay as they are. Credentials are read at call
+time (``mscloud.auth``), and Exchange clients (``mscloud.exchange``) live in a process-wide registry keyed by
+tenant and cloud, shared by the host's worker threads. Who holds which right on a mailbox is decided by
+``mscloud.permissions``, the rules ``popctl`` applies too.
 
 In ``diff``/``update``/``read``/``delete`` the ``olds``/``props`` are the stored *outputs* (the live values of
 the last create, update or refresh), so ``diff`` compares live state with the new inputs and drift shows.
@@ -26,29 +28,26 @@ from pulumi.dynamic import (
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
-from components.clouds import CLOUDS, get_cloud
-from components.exchange.auth import shared_token_source
-from components.exchange.client import ExchangeClient, ExchangeNotFound
-from components.settings import is_guid, is_mailbox
-
-ACCESS_RIGHTS = {
-    right.lower(): right
-    for right in (
-        "FullAccess",
-        "ReadPermission",
-        "ChangePermission",
-        "ChangeOwner",
-        "DeleteItem",
-        "ExternalAccount",
-    )
-}
-DEFAULT_CLOUD = "public"
+from components.settings import is_mailbox
+from mscloud.auth import shared_token_source
+from mscloud.clouds import CLOUDS, DEFAULT_CLOUD, get_cloud
+from mscloud.errors import Pop3OAuthError
+from mscloud.exchange import ExchangeClient, ExchangeNotFound
+from mscloud.ids import is_guid
+from mscloud.permissions import (
+    ACCESS_RIGHTS,
+    FULL_ACCESS,
+    canonical_right,
+    held_rights,
+    principal_names,
+    registered_object_id,
+)
 
 _clients: dict[tuple[str, Any], ExchangeClient] = {}
 _clients_lock = threading.Lock()
 
 
-class ExchangeProviderError(Exception):
+class ExchangeProviderError(Pop3OAuthError):
     """A precondition in the tenant is not met; the message says what to do."""
 
 
@@ -183,7 +182,7 @@ class ServicePrincipalRegistrationProvider(ResourceProvider):
             "tenant_id": props["tenant_id"],
             "cloud": props.get("cloud", DEFAULT_CLOUD),
             "app_id": live.get("AppId", props.get("app_id")),
-            "object_id": live.get("ObjectId") or live.get("Identity") or props.get("object_id"),
+            "object_id": registered_object_id(live) or props.get("object_id"),
             "display_name": live.get("DisplayName", props.get("display_name")),
         }
 
@@ -215,7 +214,7 @@ class MailboxPermissionProvider(ResourceProvider):
                     "mailbox", f"mailbox must be an e-mail address like edi@contoso.com, got {mailbox!r}"
                 )
             )
-        rights = news.get("access_rights", ["FullAccess"])
+        rights = news.get("access_rights", [FULL_ACCESS])
         failures += self._check_rights(rights)
         inputs = {**news, "cloud": news.get("cloud", DEFAULT_CLOUD), "access_rights": self._canonical(rights)}
         return CheckResult(inputs, failures)
@@ -268,7 +267,7 @@ class MailboxPermissionProvider(ResourceProvider):
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         client = exchange_client(props["tenant_id"], props["cloud"])
         client.remove_mailbox_permission(
-            props["mailbox"], props["user"], props.get("access_rights") or ["FullAccess"]
+            props["mailbox"], props["user"], props.get("access_rights") or [FULL_ACCESS]
         )
 
     @staticmethod
@@ -297,21 +296,12 @@ class MailboxPermissionProvider(ResourceProvider):
                 "ServicePrincipalRegistration first (depends_on), "
                 "and pass the service principal's object id as user."
             )
-        keys = ("Identity", "ObjectId", "AppId", "DisplayName")
-        return {str(principal[key]) for key in keys if principal.get(key)} | {user}
+        return principal_names(user, principal)
 
     @staticmethod
     def _held(client: ExchangeClient, mailbox: str, names: set[str]) -> set[str]:
-        """The explicit (not inherited, not deny) rights any of ``names`` holds on ``mailbox``."""
-        folded = {name.lower() for name in names}
-        return {
-            ACCESS_RIGHTS.get(right.lower(), right)
-            for entry in client.get_mailbox_permissions(mailbox)
-            if str(entry.get("User", "")).lower() in folded
-            and not entry.get("IsInherited")
-            and not entry.get("Deny")
-            for right in entry["AccessRights"]
-        }
+        """The rights any of ``names`` holds on ``mailbox`` (``mscloud.permissions.held_rights``)."""
+        return held_rights(client.get_mailbox_permissions(mailbox), names)
 
     @staticmethod
     def _check_rights(rights: object) -> list[CheckFailure]:
@@ -331,7 +321,7 @@ class MailboxPermissionProvider(ResourceProvider):
     def _canonical(rights: object) -> object:
         if not isinstance(rights, list | tuple) or any(is_unknown(right) for right in rights):
             return rights
-        return sorted({ACCESS_RIGHTS.get(str(right).lower(), str(right)) for right in rights})
+        return sorted({canonical_right(str(right)) for right in rights})
 
     @staticmethod
     def _id(props: Mapping[str, Any]) -> str:

@@ -11,6 +11,8 @@ import pulumi
 from pulumi.dynamic import Resource
 
 from components.exchange.providers import MailboxPermissionProvider, ServicePrincipalRegistrationProvider
+from mscloud.clouds import DEFAULT_CLOUD
+from mscloud.permissions import FULL_ACCESS
 
 
 class ServicePrincipalRegistration(Resource, module="exchange", name="ServicePrincipalRegistration"):
@@ -22,7 +24,7 @@ class ServicePrincipalRegistration(Resource, module="exchange", name="ServicePri
         object_id: the *service principal's* (enterprise application's) object id,
             never the app registration's.
         display_name: the name Exchange shows; the only property that changes in place.
-        cloud: a key of ``components.clouds.CLOUDS`` (default ``public``).
+        cloud: a key of ``mscloud.clouds.CLOUDS`` (default ``public``).
 
     Outputs carry the same keys with the live values; a change of any other input replaces the registration
     (delete first, then create).
@@ -42,7 +44,7 @@ class ServicePrincipalRegistration(Resource, module="exchange", name="ServicePri
         app_id: pulumi.Input[str],
         object_id: pulumi.Input[str],
         display_name: pulumi.Input[str],
-        cloud: pulumi.Input[str] = "public",
+        cloud: pulumi.Input[str] = DEFAULT_CLOUD,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
@@ -63,7 +65,7 @@ class MailboxPermission(Resource, module="exchange", name="MailboxPermission"):
         mailbox: the mailbox address; it must exist and have POP enabled, or create fails with the remedy.
         user: the service principal's object id (as registered by ``ServicePrincipalRegistration``).
         access_rights: default ``["FullAccess"]``; changes in place.
-        cloud: a key of ``components.clouds.CLOUDS`` (default ``public``).
+        cloud: a key of ``mscloud.clouds.CLOUDS`` (default ``public``).
 
     Outputs carry the same keys with the live values (``access_rights`` as a sorted list) and
     ``principal_names``, the names under which Exchange may list the principal.
@@ -83,8 +85,8 @@ class MailboxPermission(Resource, module="exchange", name="MailboxPermission"):
         tenant_id: pulumi.Input[str],
         mailbox: pulumi.Input[str],
         user: pulumi.Input[str],
-        access_rights: pulumi.Input[Sequence[pulumi.Input[str]]] = ("FullAccess",),
-        cloud: pulumi.Input[str] = "public",
+        access_rights: pulumi.Input[Sequence[pulumi.Input[str]]] = (FULL_ACCESS,),
+        cloud: pulumi.Input[str] = DEFAULT_CLOUD,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from components.clouds import CLOUDS, Cloud
+from mscloud.clouds import CLOUDS, Cloud
 from tests.fakes.entra import EXCHANGE_RESOURCE, EntraFake, FakeApp
 from tests.fakes.exchange import MANAGE_AS_APP, ExchangeFake, ExchangeFaults, FakeServicePrincipal
 from tests.fakes.tls import HttpsServer, TestCertificates, make_certificates

@@ -11,17 +11,10 @@ from pathlib import Path
 import jwt
 import pytest
 
-from components.exchange import auth
-from components.exchange.auth import (
-    AuthError,
-    CredentialsMissing,
-    MsalTokenSource,
-    TokenRequestFailed,
-    credential_kind,
-    device_code_login,
-    logout,
-)
-from components.exchange.client import ExchangeClient
+from mscloud import auth
+from mscloud.auth import CredentialsMissing, MsalTokenSource, credential_kind, device_code_login, logout
+from mscloud.entra import AuthError, TokenRequestFailed
+from mscloud.exchange import ExchangeClient
 from tests.exchange.conftest import DEPLOYER_CLIENT_ID, DEPLOYER_SECRET, Fakes, Tenant
 from tests.fakes.entra import EXCHANGE_RESOURCE, self_signed_certificate
 from tests.fakes.tls import HttpRequest

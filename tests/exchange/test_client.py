@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from components.exchange.auth import MsalTokenSource
-from components.exchange.client import (
+from mscloud.auth import MsalTokenSource
+from mscloud.exchange import (
     ExchangeAccessDenied,
     ExchangeClient,
     ExchangeError,

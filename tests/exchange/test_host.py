@@ -14,7 +14,7 @@ import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.proto import provider_pb2
 
-from components.exchange import MailboxPermissionProvider, ServicePrincipalRegistrationProvider
+from components.exchange.providers import MailboxPermissionProvider, ServicePrincipalRegistrationProvider
 from tests.exchange.conftest import DEPLOYER_SECRET, Fakes, Tenant, principal
 from tests.exchange.dynamic_host import DynamicHost, with_provider
 

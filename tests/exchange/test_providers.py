@@ -12,9 +12,12 @@ from hypothesis import strategies as st
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.output import Unknown
 
-from components.exchange import MailboxPermissionProvider, ServicePrincipalRegistrationProvider
-from components.exchange.auth import shared_token_source
-from components.exchange.providers import ExchangeProviderError
+from components.exchange.providers import (
+    ExchangeProviderError,
+    MailboxPermissionProvider,
+    ServicePrincipalRegistrationProvider,
+)
+from mscloud.auth import shared_token_source
 from tests.exchange.conftest import DEPLOYER_SECRET, Fakes, Tenant, principal
 
 MAILBOX = "Edi@Contoso.com"

@@ -9,7 +9,7 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from components.exchange import MailboxPermission, ServicePrincipalRegistration
+from components.exchange.resources import MailboxPermission, ServicePrincipalRegistration
 
 TENANT = "9b2f7e1a-0000-4000-8000-000000000001"
 SP = "9b2f7e1a-0000-4000-8000-000000000002"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from components.exchange.auth import shared_token_source
+from mscloud.auth import shared_token_source
 from popctl.previews import PreviewResult, parse_engine_document
 from tests.fakes.entra import EntraFake
 from tests.fakes.exchange import ExchangeFake

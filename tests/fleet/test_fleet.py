@@ -15,7 +15,10 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from components.settings import program_clock
-from popctl import cli, fleet
+from popctl import cli, fleet, values
+from popctl.commands import fleet as fleet_command
+from popctl.consoles import Consoles
+from popctl.errors import Exit
 from popctl.previews import PreviewError
 from tests.fleet.conftest import (
     NOW,
@@ -48,7 +51,7 @@ def test_recorded_fleet_reports_each_state(recorded_fleet, fixed_now, capsys):
     code, out, err = run_cli(["fleet", "--recorded", str(recorded_fleet), "--json", "--no-progress"], capsys)
 
     rows = by_stack(json.loads(out))
-    assert code == fleet.EXIT_UNCHECKED
+    assert code == int(Exit.UNCHECKED) == 3
     assert sorted(rows) == ["alpha", "bravo", "charlie", "delta", "echo"]
     assert {stack: row["status"] for stack, row in rows.items()} == {
         "alpha": "in-sync",
@@ -222,9 +225,9 @@ def test_json_never_contains_a_secret(recorded_fleet, fixed_now, capsys):
 
 def test_progress_goes_to_stderr_not_into_json(recorded_fleet):
     stdout, stderr = io.StringIO(), io.StringIO()
-    args = cli.build_parser().parse_args(["fleet", "--recorded", str(recorded_fleet), "--json"])
+    context = cli.Context(consoles=Consoles(out=stdout, err=stderr))
 
-    fleet.run_command(args, stdout=stdout, stderr=stderr)
+    cli.main(["fleet", "--recorded", str(recorded_fleet), "--json"], context=context)
 
     assert len(json.loads(stdout.getvalue())) == 5
 
@@ -237,7 +240,7 @@ def test_render_table_marks_states():
     )
     buffer = io.StringIO()
 
-    fleet.render_table(reports, Console(file=buffer, width=200), 30)
+    fleet_command.render_table(reports, Console(file=buffer, width=200), 30)
 
     text = buffer.getvalue()
     assert "ok" in text
@@ -289,7 +292,7 @@ def test_raising_runner_is_isolated_to_its_tenant():
     assert [report.status for report in reports] == ["in-sync", "error", "error"]
     assert reports[1].errors == ("unexpected RuntimeError: runner bug",)
     assert reports[2].errors == ("preview: stack 'other' not found",)
-    assert fleet.exit_code(reports) == 3
+    assert fleet.exit_status(reports) == 3
 
 
 def test_hanging_tenant_times_out_without_hiding_the_others():
@@ -469,5 +472,5 @@ def test_find_project_dir_walks_up(tmp_path):
     nested = tmp_path / "a" / "b"
     nested.mkdir(parents=True)
 
-    assert fleet.find_project_dir(nested) == tmp_path
-    assert fleet.find_project_dir(Path("/")) == Path("/")
+    assert values.find_project_dir(nested) == tmp_path
+    assert values.find_project_dir(Path("/")) == Path("/")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from components.clouds import get_cloud
-from popctl.graph import GraphAccessDenied, GraphClient, GraphError, GraphNotFound
+from mscloud.clouds import get_cloud
+from mscloud.graph import GraphAccessDenied, GraphClient, GraphError, GraphNotFound
+from tests.fakes.clock import FakeClock
 from tests.fakes.entra import EntraFake
 from tests.fakes.graph import GraphFake
 from tests.fakes.tls import HttpRequest, HttpResponse, HttpsServer, make_certificates
@@ -145,8 +146,14 @@ def test_non_json_answer_and_connection_failure(certs, monkeypatch):
             GraphClient(TENANT, cloud, StaticTokens("t")).get("organization")
 
     closed = get_cloud("public").with_overrides({"POP3_OAUTH_GRAPH_URL": "https://127.0.0.1:9"})
+    clock = FakeClock()
+    client = GraphClient(
+        TENANT, closed, StaticTokens("t"), timeout=(1.0, 1.0), clock=clock, sleep=clock.sleep
+    )
     with pytest.raises(GraphError, match="failed: ConnectionError"):
-        GraphClient(TENANT, closed, StaticTokens("t"), timeout=(1.0, 1.0)).get("organization")
+        client.get("organization")
+    # A GET that got no answer is safe to repeat: retried like any read, within the 60 s budget.
+    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0, 16.0]
 
 
 def test_applications_needs_a_criterion(served):

@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 
-import popctl.verify
-from components.exchange.auth import shared_token_source
-from popctl import stack
-from popctl.cli import main
-from popctl.verify import Backoff
+from mscloud.auth import shared_token_source
+from mscloud.retry import Backoff
+from popctl.cli import Context, main
+from popctl.stack import StackReader
 from tests.fakes import dovecot as dovecot_fake
 from tests.fakes.dovecot import DovecotServer
 from tests.fakes.entra import EXCHANGE_RESOURCE, EntraFake, FakeApp
@@ -153,9 +152,25 @@ def dovecot(dovecot_factory: Callable[..., DovecotServer], certs: TestCertificat
     return server
 
 
+@dataclass
+class Seams:
+    """What ``run_cli`` hands ``popctl.cli.main`` as its :class:`~popctl.cli.Context`; fixtures fill it in."""
+
+    read_stack: StackReader | None = None
+    verify_backoff: Backoff | None = None
+
+    def context(self) -> Context:
+        return Context(read_stack=self.read_stack, verify_backoff=self.verify_backoff)
+
+
 @pytest.fixture
-def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(popctl.verify, "DEFAULT_BACKOFF", FAST_BACKOFF)
+def seams() -> Seams:
+    return Seams()
+
+
+@pytest.fixture
+def fast_backoff(seams: Seams) -> None:
+    seams.verify_backoff = FAST_BACKOFF
 
 
 @pytest.fixture
@@ -178,13 +193,13 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def run_cli(capsys: pytest.CaptureFixture[str], clean_env: None) -> Callable[..., CliRun]:
-    """Run ``popctl`` in-process and return its exit code and output."""
+def run_cli(capsys: pytest.CaptureFixture[str], clean_env: None, seams: Seams) -> Callable[..., CliRun]:
+    """Run ``popctl`` in-process (with the context ``seams`` describe) and return its exit code and output."""
 
     def run(*argv: str) -> CliRun:
         capsys.readouterr()
         try:
-            code = main(list(argv))
+            code = main(list(argv), context=seams.context())
         except SystemExit as exit_:
             code = int(exit_.code) if isinstance(exit_.code, int) else 1
         captured = capsys.readouterr()
@@ -231,14 +246,14 @@ def verify_argv(
 
 
 @pytest.fixture
-def stack_outputs(monkeypatch: pytest.MonkeyPatch) -> Callable[[Mapping[str, Any]], list[tuple[str, bool]]]:
+def stack_outputs(seams: Seams) -> Callable[[Mapping[str, Any]], list[tuple[str, bool]]]:
     """Replace the Pulumi CLI seam with canned outputs; returns the list of (stack, show_secrets) calls."""
 
     def install(outputs: Mapping[str, Any]) -> list[tuple[str, bool]]:
         calls: list[tuple[str, bool]] = []
 
-        def reader(name: str, *, show_secrets: bool) -> Mapping[str, Any]:
-            calls.append((name, show_secrets))
+        def reader(stack: str, *, show_secrets: bool) -> Mapping[str, Any]:
+            calls.append((stack, show_secrets))
             if show_secrets:
                 return outputs
             return {
@@ -246,7 +261,7 @@ def stack_outputs(monkeypatch: pytest.MonkeyPatch) -> Callable[[Mapping[str, Any
                 for key, value in outputs.items()
             }
 
-        monkeypatch.setattr(stack, "reader", reader)
+        seams.read_stack = reader
         return calls
 
     return install

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import jwt
 import pytest
 
+from mscloud.causes import Cause
 from popctl.pop3 import (
-    ConnectFailure,
     MailboxStatus,
     Pop3ConnectError,
     Pop3LoginRefused,
@@ -191,7 +191,7 @@ def test_connection_refused() -> None:
 
     with pytest.raises(Pop3ConnectError) as caught:
         read_mailbox_status(HOST, port, MAILBOX, TOKEN, context=ssl.create_default_context(), timeout=2)
-    assert caught.value.kind is ConnectFailure.REFUSED
+    assert caught.value.cause is Cause.CONNECTION_REFUSED
 
 
 def test_silent_server_times_out() -> None:
@@ -206,7 +206,7 @@ def test_silent_server_times_out() -> None:
                 context=ssl.create_default_context(),
                 timeout=0.3,
             )
-    assert caught.value.kind is ConnectFailure.TIMEOUT
+    assert caught.value.cause is Cause.CONNECTION_TIMEOUT
     assert time.monotonic() - started < 3
 
 

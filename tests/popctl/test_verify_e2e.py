@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from popctl.verify import PROPAGATION_CAUSES, Cause
+from mscloud.causes import Cause
+from popctl.verify import PROPAGATION_CAUSES
 from tests.fakes.dovecot import DovecotServer
 from tests.fakes.entra import EXCHANGE_RESOURCE
 from tests.fakes.tls import TestCertificates as Certificates

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -12,38 +11,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.clouds import EXCHANGE_ONLINE_APP_ID, get_cloud
+from mscloud.causes import Cause
+from mscloud.clouds import EXCHANGE_ONLINE_APP_ID, get_cloud
+from mscloud.entra import AADSTS, AppTokenRequest, TokenClaims, TokenRequestFailed
+from mscloud.retry import Backoff
 from popctl import stack
-from popctl.cli import UsageError, build_parser
+from popctl.cli import build_parser
+from popctl.commands import verify as verify_command
+from popctl.errors import UsageError
 from popctl.pop3 import MailboxStatus, Pop3LoginRefused
-from popctl.tokens import (
-    AADSTS_KINDS,
-    AppTokenRequest,
-    ClaimProblem,
-    TokenClaims,
-    TokenFailure,
-    TokenFailureKind,
-    failure_from_response,
-)
-from popctl.verify import (
-    PROPAGATION_CAUSES,
-    REMEDIES,
-    Backoff,
-    Cause,
-    MailboxResult,
-    RetryNotice,
-    Target,
-    Verifier,
-    resolve_target,
-)
+from popctl.target import Target, TargetOptions, resolve_target
+from popctl.verify import PROPAGATION_CAUSES, REMEDIES, MailboxResult, RetryNotice, Verifier
 from tests.fakes.clock import FakeClock
-from tests.popctl.conftest import MAILBOX, SECRET, SP_OBJECT_ID, TENANT, CliRun, stack_output_values
+from tests.popctl.conftest import MAILBOX, SECRET, SP_OBJECT_ID, TENANT, CliRun, Seams, stack_output_values
 
 EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
 
 
-def parse(*argv: str) -> argparse.Namespace:
-    return build_parser().parse_args(["verify", *argv])
+def parse(*argv: str) -> TargetOptions:
+    """What ``popctl verify ARGV`` says about the target, parsed and typed as the command does."""
+    arguments = ["verify", *argv]
+    return verify_command.parse(build_parser(arguments).parse_args(arguments)).target
 
 
 def make_token(**overrides: Any) -> str:
@@ -127,7 +115,7 @@ def test_wait_is_bounded_by_the_deadline_with_capped_backoff() -> None:
 
 def test_failures_that_are_not_propagation_are_not_retried() -> None:
     def acquire(request: AppTokenRequest, secret: str) -> str:
-        raise TokenFailure(TokenFailureKind.EXPIRED_SECRET, "expired", (7000222,))
+        raise TokenRequestFailed("Token request", Cause.EXPIRED_SECRET, "expired", codes=(7000222,))
 
     clock = FakeClock(start=1000.0)
     result = verifier(acquire, clock=clock).verify(MAILBOX, wait=300)
@@ -220,7 +208,7 @@ def test_any_role_set_without_pop_is_role_missing(role_sets: list[str]) -> None:
         {"aud": "https://outlook.office365.com", "tid": TENANT, "roles": role_sets}
     )
 
-    assert claims.problems(tenant_id=TENANT, scope=EXCHANGE_SCOPE) == [ClaimProblem.ROLE_MISSING]
+    assert claims.problems(tenant_id=TENANT, scope=EXCHANGE_SCOPE) == [Cause.CONSENT_MISSING]
 
 
 def test_tenant_given_as_domain_is_not_compared_with_tid() -> None:
@@ -232,40 +220,41 @@ def test_tenant_given_as_domain_is_not_compared_with_tid() -> None:
 
 
 def test_not_a_jwt() -> None:
-    with pytest.raises(TokenFailure) as caught:
+    with pytest.raises(TokenRequestFailed) as caught:
         TokenClaims.from_token("opaque-token-value")
-    assert caught.value.kind is TokenFailureKind.MALFORMED_TOKEN
+    assert caught.value.cause is Cause.TOKEN_REQUEST_FAILED
+    assert caught.value.detail == "the access token is not a readable JWT"
     assert "opaque-token-value" not in str(caught.value)
 
 
-@pytest.mark.parametrize(("code", "kind"), sorted(AADSTS_KINDS.items()))
-def test_aadsts_codes_map_to_kinds(code: int, kind: TokenFailureKind) -> None:
+@pytest.mark.parametrize(("code", "cause"), sorted((code, entry.cause) for code, entry in AADSTS.items()))
+def test_aadsts_codes_map_to_causes(code: int, cause: Cause) -> None:
     response = {
         "error": "invalid_client",
         "error_description": f"AADSTS{code}: Something. Trace ID: abc Correlation ID: def Timestamp: 2030",
         "error_codes": [code],
     }
 
-    failure = failure_from_response(response)
+    failure = TokenRequestFailed.from_response("Token request", response)
 
-    assert (failure.kind, failure.aadsts) == (kind, (code,))
+    assert (failure.cause, failure.codes) == (cause, (code,))
     assert "Trace ID" not in failure.detail
 
 
 def test_aadsts_code_read_from_the_description_when_codes_are_missing() -> None:
-    failure = failure_from_response(
-        {"error_description": "AADSTS7000222: The provided client secret keys are expired."}
+    failure = TokenRequestFailed.from_response(
+        "Token request", {"error_description": "AADSTS7000222: The provided client secret keys are expired."}
     )
 
-    assert failure.kind is TokenFailureKind.EXPIRED_SECRET
+    assert failure.cause is Cause.EXPIRED_SECRET
 
 
 def test_stack_supplies_everything_and_secret_is_read_only_when_not_in_env(
-    stack_outputs: Callable[[Mapping[str, Any]], list[tuple[str, bool]]],
+    stack_outputs: Callable[[Mapping[str, Any]], list[tuple[str, bool]]], seams: Seams
 ) -> None:
     calls = stack_outputs(stack_output_values())
 
-    target, secret = resolve_target(parse("--stack", "acme"), {})
+    target, secret = resolve_target(parse("--stack", "acme"), {}, read_stack=seams.read_stack)
 
     assert calls == [("acme", True)]
     assert secret == SECRET
@@ -279,17 +268,23 @@ def test_stack_supplies_everything_and_secret_is_read_only_when_not_in_env(
     assert target.scope == EXCHANGE_SCOPE
 
     calls.clear()
-    _, secret = resolve_target(parse("--stack", "acme"), {"POP3_OAUTH_CLIENT_SECRET": "from-env"})
+    _, secret = resolve_target(
+        parse("--stack", "acme"), {"POP3_OAUTH_CLIENT_SECRET": "from-env"}, read_stack=seams.read_stack
+    )
     assert (calls, secret) == ([("acme", False)], "from-env")
 
 
 def test_command_line_then_environment_then_stack(
-    stack_outputs: Callable[[Mapping[str, Any]], list[tuple[str, bool]]],
+    stack_outputs: Callable[[Mapping[str, Any]], list[tuple[str, bool]]], seams: Seams
 ) -> None:
     stack_outputs(stack_output_values())
     env = {"POP3_OAUTH_AUTHORITY_HOST": "https://127.0.0.1:8443/", "POP3_OAUTH_CLIENT_SECRET": "s"}
 
-    target, _ = resolve_target(parse("--stack", "acme", "--pop3-port", "9995", "--mailbox", "b@x.test"), env)
+    target, _ = resolve_target(
+        parse("--stack", "acme", "--pop3-port", "9995", "--mailbox", "b@x.test"),
+        env,
+        read_stack=seams.read_stack,
+    )
     assert (target.authority_host, target.pop3_port, target.mailboxes) == (
         "https://127.0.0.1:8443",
         9995,
@@ -297,7 +292,9 @@ def test_command_line_then_environment_then_stack(
     )
 
     target, _ = resolve_target(
-        parse("--stack", "acme", "--authority-host", "https://login.example.test"), env
+        parse("--stack", "acme", "--authority-host", "https://login.example.test"),
+        env,
+        read_stack=seams.read_stack,
     )
     assert target.authority_host == "https://login.example.test"
 
@@ -336,7 +333,7 @@ def test_usage_errors(argv: list[str], env: dict[str, str], message: str) -> Non
 
 def test_secret_is_not_an_option() -> None:
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["verify", "--client-secret", SECRET])
+        build_parser(["verify"]).parse_args(["verify", "--client-secret", SECRET])
 
 
 def test_missing_secret_exits_2_without_touching_the_network(run_cli: Callable[..., CliRun]) -> None:
@@ -347,9 +344,9 @@ def test_missing_secret_exits_2_without_touching_the_network(run_cli: Callable[.
 
 
 def test_missing_pulumi_cli_exits_2_with_a_clear_message(
-    run_cli: Callable[..., CliRun], monkeypatch: pytest.MonkeyPatch
+    run_cli: Callable[..., CliRun], seams: Seams
 ) -> None:
-    monkeypatch.setattr(stack, "reader", stack.PulumiCli(executable="pulumi-not-installed-here"))
+    seams.read_stack = stack.PulumiCli(executable="pulumi-not-installed-here")
 
     run = run_cli("verify", "--stack", "acme")
 

@@ -1,4 +1,4 @@
-"""Retry-After and paging-link conventions shared by the Exchange and Graph clients."""
+"""The retry policy's waits and the paging-link rule the Exchange and Graph clients share."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from components.http import MAX_BACKOFF_SECONDS, retry_delay, same_origin_link
+from mscloud.http import same_origin_link
+from mscloud.retry import MAX_BACKOFF_SECONDS, retry_delay
 
 
 def test_retry_after_in_seconds_is_honoured_even_when_zero() -> None:

@@ -1,36 +1,33 @@
-"""A Pulumi-free client for the Exchange Online admin endpoint.
+"""The client for the Exchange Online admin endpoint.
 
 ``POST {exchangeUrl}/adminapi/beta/{tenant}/InvokeCommand`` runs one cmdlet.
 
 It does the protocol work for the providers and for popctl: headers for app-only and delegated tokens,
-error classification by body text, bounded retries that honour ``Retry-After``, read-back instead of a blind
-replay of New-/Add- after a 5xx, paging, normalisation of every response variant seen in the wild, and bounded
-polling through replication lag. Tokens never appear in exceptions or logs. ``REQUESTS_CA_BUNDLE`` applies.
+error classification by body text, read-back instead of a blind replay of New-/Add- after a 5xx, paging,
+normalisation of every response variant seen in the wild, and bounded polling through replication lag. The
+session, timeouts, retries and paging links are the HTTP core's (:mod:`mscloud.http`). Tokens never appear
+in exceptions or logs.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
-import time
-import uuid
-import zlib
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, Unpack
 from urllib.parse import urlsplit
 
 import jwt
 import requests
 
-from components.clouds import Cloud
-from components.exchange.auth import TokenSource
-from components.http import retry_delay, same_origin_link
+from mscloud.clouds import Cloud
+from mscloud.errors import Pop3OAuthError
+from mscloud.http import HttpCore, Reply, TokenSource, Transport
+from mscloud.retry import Retry, RetryPolicy
 
 log = logging.getLogger(__name__)
 
 APP_ONLY_ANCHOR = "APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@"
-RETRYABLE_STATUSES = frozenset({429, 503, 504})
 NOT_FOUND_MARKERS = ("couldn't be found", "could not be found", "managementobjectnotfoundexception")
 ALREADY_GONE_MARKERS = ("ace doesn't exist", "ace does not exist")
 ALREADY_EXISTS_MARKERS = ("already exists", "already registered")
@@ -40,7 +37,7 @@ DENIED_MARKERS = ("access is denied", "accessdenied", "isn't allowed", "not auth
 T = TypeVar("T")
 
 
-class ExchangeError(Exception):
+class ExchangeError(Pop3OAuthError):
     """A cmdlet failed.
 
     Attributes: ``status`` (HTTP), ``cmdlet``, ``request_id``, ``code`` (exception class or error code) and
@@ -89,18 +86,23 @@ class ExchangeReplicationTimeout(ExchangeError):
     """An object just created did not become visible within the replication-lag budget."""
 
 
-class _Retry(Exception):
-    def __init__(self, error: ExchangeError, retry_after: str | None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
+class ExchangeReader(Protocol):
+    """The read-only part of :class:`ExchangeClient` (what ``popctl verify --admin`` and ``adopt`` use)."""
+
+    def get_service_principal(self, identity: str) -> dict[str, Any] | None: ...
+
+    def get_mailbox_permissions(self, mailbox: str, user: str | None = None) -> list[dict[str, Any]]: ...
+
+    def get_cas_mailbox(self, mailbox: str) -> dict[str, Any] | None: ...
 
 
 class ExchangeClient:
     """Calls cmdlets in one tenant. Thread-safe as far as ``requests.Session`` is; one session per client.
 
-    ``max_retry_seconds`` bounds the time spent waiting out throttling and 5xx per call;
-    ``lag_timeout_seconds`` bounds the wait for a newly created object to become readable.
+    ``transport`` (:class:`mscloud.http.Transport`): ``max_retry_seconds`` (default 120) bounds the time
+    spent waiting out throttling and 5xx per call, and replaying a New-/Add- confirmed missing after an
+    unknown outcome; ``timeout`` defaults to (10, 120) s. ``lag_timeout_seconds`` bounds the wait for a newly
+    created object to become readable.
     """
 
     def __init__(
@@ -109,43 +111,42 @@ class ExchangeClient:
         cloud: Cloud,
         tokens: TokenSource,
         *,
-        session: requests.Session | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        max_retry_seconds: float = 120.0,
         lag_timeout_seconds: float = 180.0,
-        timeout: tuple[float, float] = (10.0, 120.0),
+        **transport: Unpack[Transport],
     ) -> None:
         self.tenant_id = tenant_id
         self.cloud = cloud
         self.url = f"{cloud.exchange_url}/adminapi/beta/{tenant_id}/InvokeCommand"
         self._tokens = tokens
-        self._session = session or requests.Session()
-        self._clock = clock
-        self._sleep = sleep
-        self._max_retry_seconds = max_retry_seconds
-        self._lag_timeout_seconds = lag_timeout_seconds
-        self._timeout = timeout
+        defaults: Transport = {"max_retry_seconds": 120.0, "timeout": (10.0, 120.0)}
+        self._http = HttpCore(tokens, tenant_id, cloud, cloud.exchange_scope, **(defaults | transport))
+        self._replays = self._http.policy
+        self._lag = RetryPolicy(lag_timeout_seconds, clock=self._replays.clock, sleep=self._replays.sleep)
 
     def close(self) -> None:
-        self._session.close()
+        self._http.close()
 
     def invoke(self, cmdlet: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run ``cmdlet`` and return its objects, annotation keys stripped and all pages followed.
 
         Retries 429/503/504 (honouring ``Retry-After``) within ``max_retry_seconds``. A New-/Add- that
-        gets a 5xx raises :class:`ExchangeOutcomeUnknown` instead of being replayed.
+        gets no answer or a 5xx raises :class:`ExchangeOutcomeUnknown` instead of being replayed.
         """
         body = {"CmdletInput": {"CmdletName": cmdlet, "Parameters": dict(parameters or {})}}
-        results: list[dict[str, Any]] = []
-        url: str | None = self.url
-        while url is not None:
-            payload = self._post_with_retries(cmdlet, url, body)
-            results.extend(
-                strip_annotations(item) for item in payload.get("value") or [] if isinstance(item, dict)
+        failures = _CmdletFailures(cmdlet)
+
+        def page(url: str, _first: bool) -> dict[str, Any]:
+            reply = self._http.send(
+                "POST",
+                url,
+                failures,
+                replayable=not _is_create(cmdlet),
+                headers=lambda token: self._headers(cmdlet, token),
+                json=body,
             )
-            url = self._next_link(cmdlet, payload.get("@odata.nextLink"))
-        return results
+            return _parse_success(cmdlet, reply)
+
+        return [strip_annotations(item) for item in self._http.pages(self.url, page, failures)]
 
     def get_service_principal(self, identity: str) -> dict[str, Any] | None:
         """The service principal registration with this AppId, ObjectId or name, or None."""
@@ -167,17 +168,24 @@ class ExchangeClient:
 
     def remove_service_principal(self, identity: str) -> bool:
         """Remove the registration; False when it was already gone."""
-        try:
-            self.invoke("Remove-ServicePrincipal", {"Identity": identity, "Confirm": False})
-        except (ExchangeNotFound, ExchangeAlreadyGone):
-            return False
-        return True
+        return self._remove("Remove-ServicePrincipal", {"Identity": identity})
 
     def get_mailbox_permissions(self, mailbox: str, user: str | None = None) -> list[dict[str, Any]]:
-        """The mailbox's permission entries (``AccessRights`` as a list of str); raises ExchangeNotFound."""
+        """The mailbox's permission entries; raises ExchangeNotFound.
+
+        ``AccessRights`` comes as a list of str, ``IsInherited`` and ``Deny`` as bool, whatever the shape on
+        the wire (what :mod:`mscloud.permissions` reads).
+        """
         parameters = {"Identity": mailbox} | ({"User": user} if user else {})
-        entries = self.invoke("Get-MailboxPermission", parameters)
-        return [entry | {"AccessRights": normalise_rights(entry.get("AccessRights"))} for entry in entries]
+        return [
+            entry
+            | {
+                "AccessRights": normalise_rights(entry.get("AccessRights")),
+                "IsInherited": as_bool(entry.get("IsInherited")),
+                "Deny": as_bool(entry.get("Deny")),
+            }
+            for entry in self.invoke("Get-MailboxPermission", parameters)
+        ]
 
     def add_mailbox_permission(
         self,
@@ -188,11 +196,10 @@ class ExchangeClient:
         visible: Callable[[], bool] | None = None,
     ) -> None:
         """Grant ``access_rights`` on ``mailbox`` to ``user``; with ``visible``, wait until it says True."""
-        rights = list(access_rights)
         parameters = {
             "Identity": mailbox,
             "User": user,
-            "AccessRights": rights,
+            "AccessRights": list(access_rights),
             "InheritanceType": "All",
             "AutoMapping": False,
         }
@@ -208,13 +215,8 @@ class ExchangeClient:
             "User": user,
             "AccessRights": list(access_rights),
             "InheritanceType": "All",
-            "Confirm": False,
         }
-        try:
-            self.invoke("Remove-MailboxPermission", parameters)
-        except (ExchangeNotFound, ExchangeAlreadyGone):
-            return False
-        return True
+        return self._remove("Remove-MailboxPermission", parameters)
 
     def get_cas_mailbox(self, mailbox: str) -> dict[str, Any] | None:
         """The mailbox's client access settings (``PopEnabled`` as bool), or None when there is no mailbox."""
@@ -228,121 +230,99 @@ class ExchangeClient:
 
     def wait_until_visible(self, cmdlet: str, read: Callable[[], T | None]) -> T:
         """Poll ``read`` with a growing delay until it returns a value, within ``lag_timeout_seconds``."""
-        deadline = self._clock() + self._lag_timeout_seconds
-        delay = 1.0
-        while True:
+
+        def attempt() -> T:
             found = read()
-            if found is not None:
-                return found
-            if self._clock() + delay > deadline:
-                raise ExchangeReplicationTimeout(
-                    f"the new object was still not readable after {self._lag_timeout_seconds:.0f} s "
-                    "(replication lag); run the operation again later",
-                    cmdlet=cmdlet,
+            if found is None:
+                raise Retry(
+                    ExchangeReplicationTimeout(
+                        f"the new object was still not readable after {self._lag.budget:.0f} s "
+                        "(replication lag); run the operation again later",
+                        cmdlet=cmdlet,
+                    )
                 )
-            self._sleep(delay)
-            delay = min(delay * 2, 30.0)
+            return found
+
+        return self._lag.run(attempt)
 
     def _create(
         self, cmdlet: str, parameters: Mapping[str, Any], read_back: Callable[[], object | None]
     ) -> None:
         """Run a New-/Add-; after an unknown outcome read back, and replay only what is confirmed missing."""
-        deadline = self._clock() + self._max_retry_seconds
-        delay = 1.0
-        while True:
+
+        def attempt() -> None:
             try:
                 self.invoke(cmdlet, parameters)
-                return
             except ExchangeAlreadyExists:
                 return
             except ExchangeOutcomeUnknown as unknown:
-                if read_back() is not None:
-                    return
-                if self._clock() + delay > deadline:
-                    raise unknown from None
-                log.info("%s outcome unknown and not readable; replaying once more", cmdlet)
-                self._sleep(delay)
-                delay = min(delay * 2, 30.0)
+                if read_back() is None:
+                    log.info("%s outcome unknown and not readable; replaying once more", cmdlet)
+                    raise Retry(unknown) from None
 
-    def _post_with_retries(self, cmdlet: str, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        deadline = self._clock() + self._max_retry_seconds
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._post(cmdlet, url, body)
-            except _Retry as retry:
-                delay = retry_delay(retry.retry_after, attempt)
-                if self._clock() + delay > deadline:
-                    raise ExchangeThrottled(
-                        f"gave up after {attempt} attempts in {self._max_retry_seconds:.0f} s: "
-                        f"{retry.error.reason}",
-                        cmdlet=cmdlet,
-                        status=retry.error.status,
-                        request_id=retry.error.request_id,
-                        code=retry.error.code,
-                    ) from None
-                log.info("%s: HTTP %s, retrying in %.1f s", cmdlet, retry.error.status, delay)
-                self._sleep(delay)
+        self._replays.run(attempt)
 
-    def _post(self, cmdlet: str, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        request_id = str(uuid.uuid4())
-        headers = self._headers(cmdlet, request_id)
+    def _remove(self, cmdlet: str, parameters: Mapping[str, Any]) -> bool:
         try:
-            response = self._session.post(url, json=body, headers=headers, timeout=self._timeout, stream=True)
-        except requests.exceptions.SSLError:
-            raise ExchangeError(
-                f"TLS verification of {urlsplit(url).netloc} failed (REQUESTS_CA_BUNDLE?)",
-                cmdlet=cmdlet,
-                request_id=request_id,
-            ) from None
-        except requests.RequestException as error:
-            if _is_create(cmdlet):
-                raise ExchangeOutcomeUnknown(
-                    f"no response ({type(error).__name__})", cmdlet=cmdlet, request_id=request_id
-                ) from None
-            raise _Retry(
-                ExchangeError(f"no response ({type(error).__name__})", cmdlet=cmdlet, request_id=request_id),
-                None,
-            ) from None
-        with response:
-            raw = _raw_body(response)
-        request_id = (
-            response.headers.get("request-id") or response.headers.get("x-ms-request-id") or request_id
-        )
-        if response.status_code in (200, 201, 204):
-            return _parse_success(cmdlet, response.status_code, raw, request_id)
-        failure = classify(cmdlet, response.status_code, raw, request_id)
-        if (
-            _is_create(cmdlet)
-            and response.status_code >= 500
-            and type(failure) in (ExchangeError, ExchangeThrottled)
-        ):
-            raise ExchangeOutcomeUnknown(
-                failure.reason, cmdlet=cmdlet, status=failure.status, request_id=request_id
-            )
-        if isinstance(failure, ExchangeThrottled) or response.status_code in RETRYABLE_STATUSES:
-            raise _Retry(failure, response.headers.get("Retry-After"))
-        raise failure
+            self.invoke(cmdlet, {**parameters, "Confirm": False})
+        except (ExchangeNotFound, ExchangeAlreadyGone):
+            return False
+        return True
 
-    def _headers(self, cmdlet: str, request_id: str) -> dict[str, str]:
-        token = self._tokens.get_token(self.tenant_id, self.cloud)
+    def _headers(self, cmdlet: str, token: str) -> dict[str, str]:
         return {
-            "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",
             "Accept": "application/json",
             "Accept-Encoding": "identity",
             "X-AnchorMailbox": anchor_mailbox(token, self.tenant_id),
             "X-CmdletName": cmdlet,
             "Prefer": "odata.maxpagesize=1000",
-            "client-request-id": request_id,
         }
 
-    def _next_link(self, cmdlet: str, link: object) -> str | None:
-        try:
-            return same_origin_link(self.url, link)
-        except ValueError as error:
-            raise ExchangeError(str(error), cmdlet=cmdlet) from None
+
+class _CmdletFailures:
+    """How the failures of one cmdlet are named (:class:`mscloud.http.Failures`)."""
+
+    def __init__(self, cmdlet: str) -> None:
+        self.cmdlet = cmdlet
+
+    def no_answer(self, url: str, error: Exception, request_id: str) -> Exception:
+        if isinstance(error, requests.exceptions.SSLError):
+            return ExchangeError(
+                f"TLS verification of {urlsplit(url).netloc} failed (REQUESTS_CA_BUNDLE?)",
+                cmdlet=self.cmdlet,
+                request_id=request_id,
+            )
+        return ExchangeError(
+            f"no response ({type(error).__name__})", cmdlet=self.cmdlet, request_id=request_id
+        )
+
+    def failed(self, reply: Reply) -> Exception:
+        return classify(self.cmdlet, reply.status, reply.body, reply.request_id)
+
+    def throttled(self, failure: Exception) -> bool:
+        return isinstance(failure, ExchangeThrottled)
+
+    def outcome_unknown(self, failure: Exception) -> Exception | None:
+        if not isinstance(failure, ExchangeError) or type(failure) not in (ExchangeError, ExchangeThrottled):
+            return None
+        return ExchangeOutcomeUnknown(
+            failure.reason, cmdlet=self.cmdlet, status=failure.status, request_id=failure.request_id
+        )
+
+    def exhausted(self, failure: Exception, attempts: int, budget: float) -> Exception:
+        if not isinstance(failure, ExchangeError):
+            return failure
+        return ExchangeThrottled(
+            f"gave up after {attempts} attempts in {budget:.0f} s: {failure.reason}",
+            cmdlet=self.cmdlet,
+            status=failure.status,
+            request_id=failure.request_id,
+            code=failure.code,
+        )
+
+    def refused_link(self, message: str) -> Exception:
+        return ExchangeError(message, cmdlet=self.cmdlet)
 
 
 def anchor_mailbox(token: str, tenant_id: str) -> str:
@@ -444,28 +424,15 @@ def _is_create(cmdlet: str) -> bool:
     return cmdlet.startswith(("New-", "Add-"))
 
 
-def _raw_body(response: requests.Response) -> bytes:
-    """The body as sent, decompressed only when it really is gzip/deflate (never trusts Content-Encoding)."""
-    raw = response.raw.read(decode_content=False) or b""
-    encoding = response.headers.get("Content-Encoding", "").lower()
-    if encoding == "gzip" and raw[:2] == b"\x1f\x8b":
-        return gzip.decompress(raw)
-    if encoding == "deflate":
-        try:
-            return zlib.decompress(raw)
-        except zlib.error:
-            return raw
-    return raw
-
-
-def _parse_success(cmdlet: str, status: int, raw: bytes, request_id: str) -> dict[str, Any]:
-    text = raw.replace(b"\x00", b"").strip()
-    if status == 204 or not text:
+def _parse_success(cmdlet: str, reply: Reply) -> dict[str, Any]:
+    if reply.status == 204:
         return {}
     try:
-        body = json.loads(text)
+        body = reply.json()
     except ValueError:
         raise ExchangeError(
-            "the response is not JSON", cmdlet=cmdlet, status=status, request_id=request_id
+            "the response is not JSON", cmdlet=cmdlet, status=reply.status, request_id=reply.request_id
         ) from None
+    if body is None:
+        return {}
     return body if isinstance(body, dict) else {"value": body if isinstance(body, list) else []}

@@ -1,6 +1,6 @@
 """The Microsoft clouds a tenant can live in, and the endpoints each one uses.
 
-Pulumi-free: the program, the Exchange provider and popctl all read endpoints from here.
+The program, the Exchange provider and popctl all read endpoints from here.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from urllib.parse import urlsplit
 
 EXCHANGE_ONLINE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 POP_ACCESS_AS_APP = "POP.AccessAsApp"
+PUBLISHED_POP_ACCESS_AS_APP_ROLE_ID = "cb842b43-da6e-4506-86fe-bb12199c656d"
+"""The POP.AccessAsApp role id Microsoft publishes; a tenant's own Exchange Online service principal wins."""
+DEFAULT_CLOUD = "public"
 POP3_PORT = 995
 
 AUTHORITY_HOST_ENV = "POP3_OAUTH_AUTHORITY_HOST"

@@ -1,4 +1,4 @@
-"""Access tokens for Exchange Online (and Microsoft Graph) from msal, without Pulumi.
+"""Access tokens for Exchange Online (and Microsoft Graph) from msal: the process-wide token source.
 
 Credential sources, read from the environment at call time and in this order, mirror the azuread provider's:
 
@@ -12,7 +12,8 @@ Credential sources, read from the environment at call time and in this order, mi
    (default ``~/.config/pop3-oauth/msal-token-cache.json``), filled beforehand by :func:`device_code_login`.
 
 The tenant is always the caller's (the resource's), never ``ARM_TENANT_ID``. Tokens are cached per process
-and shared across threads; no token or secret ever appears in an exception message or a log record.
+and shared across threads; no token or secret ever appears in an exception message or a log record. The
+msal calls and the meaning of their failures are :mod:`mscloud.entra`'s.
 """
 
 from __future__ import annotations
@@ -27,32 +28,27 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import msal
 import requests
 
-from components.clouds import Cloud
+from mscloud.clouds import Cloud
+from mscloud.entra import (
+    AuthError,
+    TokenRequestFailed,
+    access_token,
+    call_msal,
+    client_token,
+    confidential_client,
+)
 
 EXO_POWERSHELL_CLIENT_ID = "fb78d390-0c51-40cd-8e17-fdbfab77341b"
 TOKEN_CACHE_ENV = "POP3_OAUTH_TOKEN_CACHE"  # noqa: S105 - a variable name
 DEFAULT_TOKEN_CACHE = "~/.config/pop3-oauth/msal-token-cache.json"  # noqa: S105 - a path
 FEDERATED_AUDIENCE = "api://AzureADTokenExchange"
 OIDC_REQUEST_TIMEOUT = (5.0, 30.0)
-
-_HINTS = {
-    7000215: "the client secret is wrong: use the secret's value, not its id",
-    7000222: "the client secret has expired: rotate it (pulumi up) and update ARM_CLIENT_SECRET",
-    700016: "the client id is not registered in this tenant",
-    90002: "the tenant id is unknown to this cloud",
-    50076: "the sign-in needs multi-factor authentication: run `python -m popctl login` again",
-    70008: "the sign-in has expired: run `python -m popctl login` again",
-}
-
-
-class AuthError(Exception):
-    """A token could not be obtained. The message never contains a secret or a token."""
 
 
 class CredentialsMissing(AuthError):
@@ -66,33 +62,6 @@ class CredentialsMissing(AuthError):
             f"or sign in as an Exchange administrator with `python -m popctl login --tenant-id {tenant_id}`."
         )
         self.tenant_id = tenant_id
-
-
-class TokenRequestFailed(AuthError):
-    """Entra refused or could not answer a token request.
-
-    ``codes`` are the AADSTS numbers, ``error`` the OAuth2 error, ``description`` Entra's text.
-    """
-
-    def __init__(self, action: str, result: Mapping[str, Any], secrets: tuple[str, ...] = ()) -> None:
-        self.error = str(result.get("error", "unknown_error"))
-        self.description = _scrub(str(result.get("error_description", "")).split(" Trace ID:")[0], secrets)
-        self.codes = tuple(int(code) for code in result.get("error_codes") or ())
-        self.correlation_id = str(result.get("correlation_id", ""))
-        hints = "; ".join(_HINTS[code] for code in self.codes if code in _HINTS)
-        super().__init__(
-            f"{action} failed: {self.error}: {self.description}"
-            + (f" ({hints})" if hints else "")
-            + (f" [correlation id {self.correlation_id}]" if self.correlation_id else "")
-        )
-
-
-class TokenSource(Protocol):
-    """Gives bearer tokens for a tenant; implementations are thread-safe."""
-
-    def get_token(self, tenant_id: str, cloud: Cloud, scope: str | None = None) -> str:
-        """An access token for ``scope`` (default ``cloud.exchange_scope``) in ``tenant_id``."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -208,25 +177,19 @@ class MsalTokenSource:
             return self._slots.setdefault(key, _Slot())
 
     def _app_only(self, tenant_id: str, cloud: Cloud, scope: str, credential: AppCredential) -> str:
-        authority = cloud.authority(tenant_id)
-        slot = self._slot(("app", authority, credential.fingerprint))
-        action = f"Token request for client {credential.client_id} at {authority}"
+        slot = self._slot(("app", cloud.authority(tenant_id), credential.fingerprint))
         with slot.lock:
             if slot.app is None:
-                slot.app = _call_msal(
-                    action,
-                    credential.secrets,
-                    lambda: msal.ConfidentialClientApplication(
-                        credential.client_id,
-                        client_credential=credential.msal_credential(),
-                        authority=authority,
-                        instance_discovery=cloud.is_known_authority,
-                    ),
+                slot.app = confidential_client(
+                    credential.client_id,
+                    credential.msal_credential,
+                    cloud,
+                    tenant_id,
+                    secrets=credential.secrets,
                 )
-            result = _call_msal(
-                action, credential.secrets, lambda: slot.app.acquire_token_for_client(scopes=[scope])
+            return client_token(
+                slot.app, credential.client_id, cloud, tenant_id, scope, secrets=credential.secrets
             )
-        return _access_token(action, result, credential.secrets)
 
     def _delegated(self, tenant_id: str, cloud: Cloud, scope: str) -> str:
         path = token_cache_path(self._environ)
@@ -239,7 +202,9 @@ class MsalTokenSource:
             if slot.app is None:
                 slot.cache = load_token_cache(path)
                 cache = slot.cache
-                slot.app = _call_msal(action, (), lambda: _public_client(cloud, tenant_id, cache))
+                slot.app = call_msal(
+                    action, cloud, tenant_id, lambda: _public_client(cloud, tenant_id, cache)
+                )
             accounts = [
                 a for a in slot.app.get_accounts() if str(a.get("realm", "")).lower() == tenant_id.lower()
             ]
@@ -248,12 +213,14 @@ class MsalTokenSource:
                     tenant_id, f"the token cache {path} holds no sign-in for this tenant"
                 )
             account = accounts[0]
-            result = _call_msal(action, (), lambda: slot.app.acquire_token_silent([scope], account=account))
+            result = call_msal(
+                action, cloud, tenant_id, lambda: slot.app.acquire_token_silent([scope], account=account)
+            )
             if slot.cache is not None and slot.cache.has_state_changed:
                 save_token_cache(path, slot.cache)
         if not result:
             raise CredentialsMissing(tenant_id, f"the sign-in of {account.get('username')} has expired")
-        return _access_token(action, result, ())
+        return access_token(action, result)
 
 
 _shared: MsalTokenSource | None = None
@@ -278,13 +245,15 @@ def device_code_login(tenant_id: str, cloud: Cloud, *, prompt: Callable[[str], N
     path = token_cache_path()
     cache = load_token_cache(path) if path.exists() else msal.SerializableTokenCache()
     action = f"Device-code sign-in at {cloud.authority(tenant_id)}"
-    app = _call_msal(action, (), lambda: _public_client(cloud, tenant_id, cache))
-    flow = _call_msal(action, (), lambda: app.initiate_device_flow(scopes=[cloud.exchange_scope]))
+    app = call_msal(action, cloud, tenant_id, lambda: _public_client(cloud, tenant_id, cache))
+    flow = call_msal(
+        action, cloud, tenant_id, lambda: app.initiate_device_flow(scopes=[cloud.exchange_scope])
+    )
     if "user_code" not in flow:
-        raise TokenRequestFailed(action, flow)
+        raise TokenRequestFailed.from_response(action, flow)
     prompt(str(flow["message"]))
-    result = _call_msal(action, (), lambda: app.acquire_token_by_device_flow(flow))
-    _access_token(action, result, ())
+    result = call_msal(action, cloud, tenant_id, lambda: app.acquire_token_by_device_flow(flow))
+    access_token(action, result)
     save_token_cache(path, cache)
     shared_token_source().clear()
     claims = result.get("id_token_claims") or {}
@@ -359,21 +328,6 @@ def _public_client(cloud: Cloud, tenant_id: str, cache: msal.SerializableTokenCa
     )
 
 
-def _call_msal(action: str, secrets: tuple[str, ...], call: Callable[[], Any]) -> Any:
-    """Run an msal call, turning its exceptions into :class:`TokenRequestFailed` without secrets."""
-    try:
-        return call()
-    except (ValueError, OSError, requests.RequestException) as error:
-        text = _scrub(str(error), secrets)
-        raise TokenRequestFailed(action, {"error": type(error).__name__, "error_description": text}) from None
-
-
-def _access_token(action: str, result: Mapping[str, Any] | None, secrets: tuple[str, ...]) -> str:
-    if result and "access_token" in result:
-        return str(result["access_token"])
-    raise TokenRequestFailed(action, result or {"error": "no_token"}, secrets)
-
-
 def _certificate_credential(path: Path, password: str) -> dict[str, Any]:
     if path.suffix.lower() in (".pfx", ".p12"):
         return {"private_key_pfx_path": str(path), **({"passphrase": password} if password else {})}
@@ -420,10 +374,3 @@ def _github_oidc_token(url: str, bearer: str) -> str:
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
-
-
-def _scrub(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
