@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from components.settings import MAX_SECRET_LIFETIME_DAYS, SECRET_SLOTS, parse_rfc3339
+from components.settings import MAX_SECRET_LIFETIME_DAYS, SECRET_SLOTS, parse_rfc3339, to_rfc3339
 
 GRID_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 LIFETIME_PERIODS = 3
@@ -48,11 +48,6 @@ _FIRST_RELEASE_NAME = re.compile(r"^pop3-oauth slot (?P<slot>\d) from (?P<event>
 
 class ScheduleError(ValueError):
     """The schedule cannot be continued safely; the message says why and what to do."""
-
-
-def to_rfc3339(moment: datetime) -> str:
-    """``2026-11-28T00:00:00Z``: the form Entra and the stack outputs use."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def tenant_offset_days(tenant_id: str, period_days: int) -> int:

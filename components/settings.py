@@ -112,6 +112,11 @@ def parse_rfc3339(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def to_rfc3339(moment: datetime) -> str:
+    """``2026-11-28T00:00:00Z``: the one form Entra, the stack outputs and popctl write times in."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def program_clock(environ: Mapping[str, str] | None = None) -> datetime:
     """Now, or the moment in ``POP3_OAUTH_NOW`` (RFC 3339): tests and previews of a future rotation set it.
 
@@ -299,7 +304,7 @@ def parse_adopted_secret(value: str) -> AdoptedSecret:
 
 def format_adopted_secret(secret: AdoptedSecret) -> str:
     """The ``adoptedSecrets`` entry for ``secret`` (the inverse of ``parse_adopted_secret``)."""
-    expires = secret.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    expires = to_rfc3339(secret.expires_at)
     return f"{secret.key_id} {expires} {secret.display_name}".strip()
 
 

@@ -13,9 +13,10 @@ import pulumi_azuread as azuread
 
 from components import names
 from components.exchange.resources import MailboxPermission, ServicePrincipalRegistration
-from components.rotation import Schedule, schedule_of, to_rfc3339
+from components.outputs import SecretRecord, concept_office
+from components.rotation import Schedule, schedule_of
 from components.secret_slots import SecretSlot, slot_state
-from components.settings import SECRET_SLOTS, StackSettings
+from components.settings import SECRET_SLOTS, StackSettings, to_rfc3339
 from mscloud.clouds import (
     EXCHANGE_ONLINE_APP_ID,
     POP3_PORT,
@@ -167,15 +168,15 @@ class Pop3Tenant(pulumi.ComponentResource):
             for slot, password in zip(slots, passwords, strict=True)
         ]
         adopted_secrets = [
-            {
-                "keyId": adopted.key_id,
-                "displayName": adopted.display_name,
-                "slot": None,
-                "createdAt": None,
-                "expiresAt": to_rfc3339(adopted.expires_at),
-                "managed": False,
-                "status": "adopted",
-            }
+            SecretRecord(
+                key_id=adopted.key_id,
+                display_name=adopted.display_name,
+                slot=None,
+                created_at=None,
+                expires_at=to_rfc3339(adopted.expires_at),
+                managed=False,
+                status="adopted",
+            ).to_output()
             for adopted in settings.adopted_secrets
             if adopted.expires_at > args.now
         ]
@@ -201,18 +202,13 @@ class Pop3Tenant(pulumi.ComponentResource):
             "pop3Port": pulumi.Output.from_input(POP3_PORT),
             "tokenEndpoint": pulumi.Output.from_input(cloud.token_endpoint(settings.tenant_id)),
             "tokenScope": pulumi.Output.from_input(cloud.exchange_scope),
+            "authorityHost": pulumi.Output.from_input(cloud.authority_host),
             "cloud": pulumi.Output.from_input(cloud.name),
             "conceptOffice": pulumi.Output.secret(
                 pulumi.Output.all(app.client_id, client_secret).apply(
-                    lambda values: {
-                        "tenantId": settings.tenant_id,
-                        "clientId": values[0],
-                        "clientSecret": values[1],
-                        "pop3Host": pop3_host,
-                        "pop3Port": POP3_PORT,
-                        "useTls": True,
-                        "mailboxes": mailboxes,
-                    }
+                    lambda values: concept_office(
+                        settings.tenant_id, values[0], values[1], pop3_host, mailboxes
+                    )
                 )
             ),
             "secretSchedule": schedule.apply(lambda s: s.to_output()),
@@ -280,12 +276,12 @@ def _warn_if_clock_behind(schedule: Schedule, now: datetime) -> None:
 
 
 def _managed_secret_record(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "keyId": values["key_id"],
-        "displayName": values["display_name"],
-        "slot": values["slot"],
-        "createdAt": values["created"],
-        "expiresAt": values["expires"],
-        "managed": True,
-        "status": values["status"],
-    }
+    return SecretRecord(
+        key_id=values["key_id"],
+        display_name=values["display_name"],
+        slot=values["slot"],
+        created_at=values["created"],
+        expires_at=values["expires"],
+        managed=True,
+        status=values["status"],
+    ).to_output()

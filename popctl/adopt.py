@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from components import names as resource_names
-from components.settings import AdoptedSecret, format_adopted_secret
+from components.settings import AdoptedSecret, format_adopted_secret, to_rfc3339
 from components.settings import key as stack_key
 from mscloud.clouds import (
     DEFAULT_CLOUD,
@@ -204,7 +204,7 @@ def inspect_setup(
         findings.append(
             Finding(
                 f"client secret {secret.key_id}",
-                f"hand-made, expires {_rfc3339(secret.expires_at)}",
+                f"hand-made, expires {to_rfc3339(secret.expires_at)}",
                 "kept and listed in adoptedSecrets until it expires; the stack issues its own alongside",
             )
         )
@@ -410,10 +410,6 @@ def _hand_made_secrets(app: Mapping[str, Any], now: datetime) -> tuple[list[Adop
             AdoptedSecret(key_id=key_id.lower(), expires_at=expires.replace(microsecond=0), display_name=name)
         )
     return sorted(valid, key=lambda secret: secret.expires_at), expired
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def render_stack_yaml(config: Mapping[str, Any], header: Iterable[str] = ()) -> str:

@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from components.settings import program_clock
+from components.outputs import SecretRecord
+from components.settings import program_clock, to_rfc3339
 from popctl.errors import Exit
 from popctl.previews import PreviewError, PreviewRunner, ResourceChange
 from popctl.values import EXAMPLE_STACK, STACK_NAME, rfc3339
@@ -51,7 +52,7 @@ class SecretExpiry:
             "displayName": self.display_name,
             "managed": self.managed,
             "status": self.status,
-            "expiresAt": self.expires_at.isoformat().replace("+00:00", "Z"),
+            "expiresAt": to_rfc3339(self.expires_at),
             "expiresInDays": self.expires_in_days,
             "expiring": self.expiring,
         }
@@ -141,15 +142,16 @@ def secret_expiries(outputs: Mapping[str, Any], now: datetime, expiry_days: int)
     result: list[SecretExpiry] = []
     for index, entry in enumerate(secrets):
         where = f"outputs.secrets[{index}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("expiresAt"), str):
+        record = SecretRecord.from_output(entry) if isinstance(entry, dict) else None
+        if record is None or record.expires_at is None:
             raise ValueError(f"{where} has no expiresAt")
-        expires_at = rfc3339(entry["expiresAt"], f"{where}.expiresAt")
-        status = str(entry.get("status") or ("adopted" if entry.get("managed") is False else "unknown"))
+        expires_at = rfc3339(record.expires_at, f"{where}.expiresAt")
+        status = record.status
         result.append(
             SecretExpiry(
-                key_id=str(entry.get("keyId", "")),
-                display_name=str(entry.get("displayName") or ""),
-                managed=entry.get("managed") is not False,
+                key_id=record.key_id,
+                display_name=record.display_name or "",
+                managed=record.managed,
                 status=status,
                 expires_at=expires_at,
                 expires_in_days=math.floor((expires_at - now).total_seconds() / 86400),

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from components.outputs import StackOutputs
 from mscloud.clouds import CLOUDS, DEFAULT_CLOUD, get_cloud
-from popctl import stack
 
 EXPIRY_WARNING_DAYS = 30
 HIDDEN = "(verborgen - mit --show-secret anzeigen) (hidden - use --show-secret)"
@@ -34,7 +34,7 @@ class Field:
         return f"{self.german} ({self.english})"
 
 
-def sheet(outputs: stack.StackOutputs, *, show_secret: bool, now: datetime) -> list[Field]:
+def sheet(outputs: StackOutputs, *, show_secret: bool, now: datetime) -> list[Field]:
     """The fields in the order the ERP's form asks for them."""
     secret = outputs.client_secret if show_secret and outputs.client_secret else HIDDEN
     host = outputs.pop3_host or _cloud_pop3_host(outputs.cloud)
@@ -63,7 +63,7 @@ def sheet(outputs: stack.StackOutputs, *, show_secret: bool, now: datetime) -> l
     ]
 
 
-def render_text(outputs: stack.StackOutputs, *, show_secret: bool, now: datetime) -> str:
+def render_text(outputs: StackOutputs, *, show_secret: bool, now: datetime) -> str:
     """The sheet as aligned ``label: value`` lines (plain text: safe to copy from)."""
     fields = sheet(outputs, show_secret=show_secret, now=now)
     width = max(len(field.label) for field in fields)
@@ -77,7 +77,7 @@ def render_text(outputs: stack.StackOutputs, *, show_secret: bool, now: datetime
     return "\n".join(lines)
 
 
-def as_json(outputs: stack.StackOutputs, *, show_secret: bool, now: datetime) -> dict[str, Any]:
+def as_json(outputs: StackOutputs, *, show_secret: bool, now: datetime) -> dict[str, Any]:
     """The sheet as one JSON object; ``clientSecret`` is present only with ``show_secret``."""
     data: dict[str, Any] = {
         "stack": outputs.stack,
@@ -97,7 +97,7 @@ def as_json(outputs: stack.StackOutputs, *, show_secret: bool, now: datetime) ->
     return data
 
 
-def expiry_warnings(outputs: stack.StackOutputs, now: datetime) -> Sequence[str]:
+def expiry_warnings(outputs: StackOutputs, now: datetime) -> Sequence[str]:
     """Warnings when the handed-over secret has expired or expires within :data:`EXPIRY_WARNING_DAYS`."""
     expires = _parse(outputs.client_secret_expires_at)
     if expires is None:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from mscloud.errors import Pop3OAuthError
+from popctl.pulumi_cli import PulumiCli, PulumiCliError
 
 STACK_RESOURCE_TYPE = "pulumi:pulumi:Stack"
 UNCHANGED_OPS = frozenset({"same", "read", "discard"})
@@ -28,7 +29,7 @@ DEFAULT_TIMEOUT_SECONDS = 600.0
 _REASON_LIMIT = 500
 
 
-class PreviewError(Exception):
+class PreviewError(Pop3OAuthError):
     """A stack could not be checked. The message says why and never carries credentials or secret values."""
 
 
@@ -213,31 +214,17 @@ class CliPreviewRunner:
         return document
 
     def _run(self, arguments: Sequence[str], stack: str) -> object:
-        executable = self._executable or shutil.which("pulumi", path=self._environ.get("PATH"))
-        if executable is None:
-            raise PreviewError("the pulumi CLI is not on PATH")
-        command = [executable, *arguments, "--stack", stack, "--non-interactive", "--color", "never"]
+        cli = PulumiCli(
+            self._project_dir,
+            self._timeout,
+            executable=self._executable,
+            environ=self._environ,
+            failure_reason=engine_failure_reason,
+        )
         try:
-            completed = subprocess.run(
-                command,
-                cwd=self._project_dir,
-                env=self._environ,
-                capture_output=True,
-                text=True,
-                timeout=self._timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as error:
-            raise PreviewError(f"'pulumi {arguments[0]}' timed out after {self._timeout:g} s") from error
-        except OSError as error:
-            raise PreviewError(f"could not start pulumi: {error.strerror}") from error
-        if completed.returncode != 0:
-            reason = engine_failure_reason(completed.stdout, completed.stderr, completed.returncode)
-            raise PreviewError(f"'pulumi {arguments[0]}' failed: {reason}")
-        try:
-            return json.loads(completed.stdout)
-        except json.JSONDecodeError as error:
-            raise PreviewError(f"'pulumi {arguments[0]}' printed no JSON") from error
+            return cli.json(arguments, stack)
+        except PulumiCliError as error:
+            raise PreviewError(str(error)) from None
 
 
 RECORDED_FILES = {"refresh": "refresh.json", "preview": "preview.json", "outputs": "outputs.json"}

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from components.outputs import StackOutputs
 from mscloud.clouds import AUTHORITY_HOST_ENV, DEFAULT_CLOUD, POP3_PORT, Cloud, normalise_base_url
 from popctl import stack, values
 from popctl.errors import UsageError
@@ -64,7 +65,7 @@ def resolve_target(
     malformed, the client secret included.
     """
     env_secret = environ.get(SECRET_ENV, "")
-    outputs: stack.StackOutputs | None = None
+    outputs: StackOutputs | None = None
     if options.stack:
         outputs = stack.read_outputs(options.stack, show_secrets=not env_secret, reader=read_stack)
     cloud_name = options.cloud or (outputs.cloud if outputs else None) or DEFAULT_CLOUD
@@ -104,7 +105,7 @@ def resolve_target(
 
 
 def _authority_host(
-    options: TargetOptions, environ: Mapping[str, str], cloud: Cloud, outputs: stack.StackOutputs | None
+    options: TargetOptions, environ: Mapping[str, str], cloud: Cloud, outputs: StackOutputs | None
 ) -> str:
     if options.authority_host:
         try:

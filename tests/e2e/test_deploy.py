@@ -28,6 +28,7 @@ PLAIN_OUTPUTS = {
     "pop3Port",
     "tokenEndpoint",
     "tokenScope",
+    "authorityHost",
     "cloud",
     "secretSchedule",
 }
@@ -116,6 +117,7 @@ def test_outputs_are_as_documented_and_secret_only_where_documented(deployed: Pr
         masked["tokenEndpoint"] == f"https://login.microsoftonline.com/{tenant.tenant_id}/oauth2/v2.0/token"
     )
     assert masked["tokenScope"] == "https://outlook.office365.com/.default"
+    assert masked["authorityHost"] == "https://login.microsoftonline.com"
     assert masked["cloud"] == "public"
     statuses = sorted(secret["status"] for secret in masked["secrets"])
     assert statuses == ["current", "previous", "retiring"]

@@ -8,12 +8,13 @@ is fixed the suite says so.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import requests
 import yaml
 
+from components.settings import to_rfc3339
 from tests.e2e.harness import ROOT, SECRET_MASK, Project, leaked
 
 PASSWORD_TYPE = "azuread:index/applicationPassword:ApplicationPassword"
@@ -21,7 +22,7 @@ PASSWORD_TYPE = "azuread:index/applicationPassword:ApplicationPassword"
 
 def _moment(text: str, delta: timedelta = timedelta()) -> str:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00")) + delta
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return to_rfc3339(moment)
 
 
 def _password_steps(document: dict[str, object]) -> dict[str, str]:

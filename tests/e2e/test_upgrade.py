@@ -8,9 +8,10 @@ the upgrade creates the records, which take the existing secrets over from what 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from components.settings import to_rfc3339
 from tests.e2e.harness import SECRET_MASK, Project, checkout
 
 # The first release (schedule in a self-StackReference), with its Pulumi.yaml made valid YAML.
@@ -21,7 +22,7 @@ PASSWORD_CALLS = ("addPassword", "removePassword")
 
 def _moment(text: str, delta: timedelta) -> str:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00")) + delta
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return to_rfc3339(moment)
 
 
 def _password_writes(project: Project, since: int) -> list[str]:

@@ -136,7 +136,13 @@ def test_rotation_never_prints_secret_values_and_summarises_new_key_ids(tmp_path
         [sys.executable, "-c", code],
         cwd=tmp_path,
         check=True,
-        env={"STACK": "contoso", "GITHUB_STEP_SUMMARY": str(summary), "PATH": "", "UNUSED": secret_value},
+        env={
+            "STACK": "contoso",
+            "GITHUB_STEP_SUMMARY": str(summary),
+            "PATH": "",
+            "UNUSED": secret_value,
+            "PYTHONPATH": str(ROOT),  # the step runs in the checkout, where components/ is importable
+        },
     )
 
     assert json.loads((tmp_path / "rotation.json").read_text()) == {

@@ -292,6 +292,7 @@ def stack_output_values(entra: Entra | None = None, *, port: int = 995) -> dict[
         "pop3Host": "127.0.0.1" if entra else "outlook.office365.com",
         "pop3Port": port,
         "tokenEndpoint": f"{authority}/{TENANT}/oauth2/v2.0/token",
+        "authorityHost": authority,
         "tokenScope": "https://outlook.office365.com/.default",
         "cloud": "public",
         "conceptOffice": {

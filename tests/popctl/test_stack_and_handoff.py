@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from components.outputs import OutputsError, StackOutputs
 from popctl import handoff, stack
 from tests.popctl.conftest import MAILBOX, SECRET, TENANT, CliRun, stack_output_values
 
@@ -26,14 +27,17 @@ def test_pulumi_cli_is_called_with_json_and_stack(tmp_path: Path) -> None:
     reader = fake_pulumi(tmp_path, f'echo "$@" > "{tmp_path}/args"; cat "{tmp_path}/out.json"\n')
 
     assert reader("acme", show_secrets=True) == {"tenantId": TENANT}
+    # The one Pulumi CLI wrapper (popctl.pulumi_cli) builds every command line the same way.
     assert (tmp_path / "args").read_text().split() == [
         "stack",
         "output",
         "--json",
-        "--non-interactive",
-        "--show-secrets",
         "--stack",
         "acme",
+        "--non-interactive",
+        "--color",
+        "never",
+        "--show-secrets",
     ]
     reader("acme", show_secrets=False)
     assert "--show-secrets" not in (tmp_path / "args").read_text()
@@ -58,18 +62,21 @@ def test_missing_cli() -> None:
         stack.PulumiCli(executable="/nonexistent/pulumi")("acme", show_secrets=False)
 
 
-def test_parse_outputs_hides_placeholder_secret_and_derives_authority_host() -> None:
+def test_parse_outputs_hides_placeholder_secret_and_reads_the_authority_host() -> None:
     raw = stack_output_values() | {
         "clientSecret": "[secret]",
-        "tokenEndpoint": f"https://login.microsoftonline.us/{TENANT}/oauth2/v2.0/token",
+        "authorityHost": "https://login.microsoftonline.us",
     }
 
-    outputs = stack.parse_outputs("acme", raw)
+    outputs = StackOutputs.from_output("acme", raw)
 
     assert outputs.client_secret is None
     assert outputs.authority_host == "https://login.microsoftonline.us"
+    # A stack deployed before the output existed: its cloud's authority host, never parsed from tokenEndpoint.
+    older = {k: v for k, v in raw.items() if k != "authorityHost"} | {"cloud": "usgovernment"}
+    assert StackOutputs.from_output("acme", older).authority_host == "https://login.microsoftonline.us"
     assert outputs.secrets[0].slot == 0 and outputs.secrets[0].managed
-    assert SECRET not in repr(stack.parse_outputs("acme", stack_output_values()))
+    assert SECRET not in repr(StackOutputs.from_output("acme", stack_output_values()))
 
 
 @pytest.mark.parametrize(
@@ -77,8 +84,8 @@ def test_parse_outputs_hides_placeholder_secret_and_derives_authority_host() -> 
     [({"tenantId": None}, "tenantId"), ({"pop3Port": "pop"}, "pop3Port"), ({"mailboxes": 3}, "mailboxes")],
 )
 def test_parse_outputs_names_the_bad_output(change: dict[str, Any], message: str) -> None:
-    with pytest.raises(stack.StackError, match=message):
-        stack.parse_outputs("acme", stack_output_values() | change)
+    with pytest.raises(OutputsError, match=message):
+        StackOutputs.from_output("acme", stack_output_values() | change)
 
 
 Installer = Callable[[Mapping[str, Any]], list[tuple[str, bool]]]
@@ -130,7 +137,7 @@ def test_handoff_shows_the_secret_only_when_asked(
 
 
 def test_handoff_warns_about_a_secret_about_to_expire() -> None:
-    outputs = stack.parse_outputs(
+    outputs = StackOutputs.from_output(
         "acme", stack_output_values() | {"clientSecretExpiresAt": "2030-01-10T00:00:00Z"}
     )
 

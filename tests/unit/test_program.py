@@ -11,9 +11,10 @@ import pulumi
 import pytest
 import yaml
 
+from components.outputs import OUTPUT_NAMES
 from components.program import raw_stack_config
-from components.rotation import Schedule, advance, initial_state, to_rfc3339
-from components.settings import program_clock
+from components.rotation import Schedule, advance, initial_state
+from components.settings import program_clock, to_rfc3339
 from tests.unit.conftest import RecordingMocks, secret_value
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,10 +73,12 @@ def test_main_declares_the_example_stack_and_exports_every_documented_output(moc
         "pop3Port",
         "tokenEndpoint",
         "tokenScope",
+        "authorityHost",
         "cloud",
         "conceptOffice",
         "secretSchedule",
     }
+    assert set(exports) == set(OUTPUT_NAMES)  # the one contract (components/outputs.py) lists them all
     assert {name for name, (_, secret) in exports.items() if secret} == {"clientSecret", "conceptOffice"}
     now = program_clock({"POP3_OAUTH_NOW": NOW})
     schedule = Schedule(

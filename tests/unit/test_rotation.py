@@ -28,9 +28,14 @@ from components.rotation import (
     initial_state,
     recover_state,
     tenant_offset_days,
+)
+from components.settings import (
+    MAX_ROTATION_DAYS,
+    MAX_SECRET_LIFETIME_DAYS,
+    MIN_ROTATION_DAYS,
+    SECRET_SLOTS,
     to_rfc3339,
 )
-from components.settings import MAX_ROTATION_DAYS, MAX_SECRET_LIFETIME_DAYS, MIN_ROTATION_DAYS, SECRET_SLOTS
 
 TENANT = "0a1b2c3d-1111-2222-3333-444455556666"
 START = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)

@@ -12,8 +12,8 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from components.rotation import Schedule, SlotState, advance, initial_state, to_rfc3339
-from components.settings import AdoptedSecret, StackSettings
+from components.rotation import Schedule, SlotState, advance, initial_state
+from components.settings import AdoptedSecret, StackSettings, to_rfc3339
 from components.tenant import Pop3Tenant, Pop3TenantArgs
 from tests.unit.conftest import (
     EXCHANGE_SP_OBJECT_ID,
