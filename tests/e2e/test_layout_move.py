@@ -16,14 +16,11 @@ every update, moved or not (issue #9; ``test_deploy.py`` marks it).
 from __future__ import annotations
 
 import base64
-import io
 import json
 import shutil
-import subprocess
-import tarfile
 from pathlib import Path
 
-from tests.e2e.harness import ROOT, Project
+from tests.e2e.harness import ROOT, Project, checkout
 
 BEFORE = "73e4f60bd07d42b9948212d19dc1805fc506b6a2"
 """HEAD when the move began: the last commit with the Exchange client under ``components/exchange/``."""
@@ -46,16 +43,8 @@ def _remove(directory: Path, names: tuple[str, ...]) -> None:
 
 def _check_out_before(directory: Path) -> None:
     """The project files of :data:`BEFORE` in ``directory``, in place of the working tree's."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", BEFORE, *OLD_FILES],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert archive.returncode == 0, f"git archive {BEFORE} failed: {archive.stderr.decode(errors='replace')}"
     _remove(directory, (*OLD_FILES, "mscloud"))
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(directory, filter="data")
+    checkout(BEFORE, directory)
 
 
 def _swap_in_current(directory: Path) -> None:
