@@ -158,6 +158,16 @@ class DovecotServer:
         except FileNotFoundError:
             return ""
 
+    def log_contains(self, text: str, timeout: float = 10.0) -> bool:
+        """Whether ``text`` shows in the log within ``timeout`` seconds: Dovecot writes a session's last
+        lines (``Disconnected: ... del=0/3``) after the client has gone, so a test waits for them."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def start(self) -> None:
         """Write the configuration, start Dovecot and wait until it answers with a TLS greeting.
 
