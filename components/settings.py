@@ -34,8 +34,8 @@ MAX_ROTATION_DAYS = MAX_SECRET_LIFETIME_DAYS // SECRET_SLOTS
 class SettingSpec:
     """How one key is declared in ``Pulumi.yaml``'s ``config:`` block (the CLI checks type and presence).
 
-    ``type`` is the Pulumi config type (``string``, ``integer`` or ``array`` of strings); ``default`` is
-    None for a required key.
+    ``type`` is the Pulumi config type (``string``, ``integer``, ``boolean`` or ``array`` of strings);
+    ``default`` is None for a required key.
     """
 
     type: str
@@ -57,6 +57,7 @@ SETTINGS: dict[str, SettingSpec] = {
     "owners": SettingSpec("array", ()),
     "tags": SettingSpec("array", ()),
     "adoptedSecrets": SettingSpec("array", ()),
+    "allowDuplicateAppName": SettingSpec("boolean", False),
 }
 KNOWN_KEYS = tuple(SETTINGS)
 
@@ -98,6 +99,7 @@ class StackSettings:
     owners: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     adopted_secrets: tuple[AdoptedSecret, ...] = ()
+    allow_duplicate_app_name: bool = False
 
 
 def is_mailbox(value: str) -> bool:
@@ -187,6 +189,17 @@ class _Reader:
             return default
         return number
 
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.value(name)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        self.fail(name, f"must be true or false (got {value!r})")
+        return default
+
     def string_list(self, name: str, required: bool, form: str) -> list[str]:
         value = self.value(name)
         if value is None:
@@ -248,6 +261,7 @@ def load_settings(raw: Mapping[str, Any]) -> StackSettings:
             reader.fail("tags", f"{tag!r} must be a non-empty string of at most 256 characters")
 
     adopted = _adopted_secrets(reader)
+    allow_duplicate_app_name = reader.boolean("allowDuplicateAppName", False)
 
     if reader.problems:
         raise SettingsError(reader.problems)
@@ -265,6 +279,7 @@ def load_settings(raw: Mapping[str, Any]) -> StackSettings:
         owners=tuple(owner.lower() for owner in owners),
         tags=tuple(tags),
         adopted_secrets=tuple(adopted),
+        allow_duplicate_app_name=allow_duplicate_app_name,
     )
 
 

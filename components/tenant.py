@@ -78,6 +78,9 @@ class Pop3Tenant(pulumi.ComponentResource):
         app = azuread.Application(
             names.child(names.APPLICATION, name),
             display_name=settings.app_display_name,
+            # An app of that name is usually the hand-made one the ERP logs in with today: stop rather
+            # than create a twin beside it (popctl adopt takes it over), unless a second app is wanted.
+            prevent_duplicate_names=not settings.allow_duplicate_app_name,
             sign_in_audience="AzureADMyOrg",
             owners=owners,
             notes=notes,

@@ -86,6 +86,10 @@ class ExchangeReplicationTimeout(ExchangeError):
     """An object just created did not become visible within the replication-lag budget."""
 
 
+class ExchangePrincipalNotReplicated(ExchangeError):
+    """Add-MailboxPermission kept answering that a just-registered service principal couldn't be found."""
+
+
 class ExchangeReader(Protocol):
     """The read-only part of :class:`ExchangeClient` (what ``popctl verify --admin`` and ``adopt`` use)."""
 
@@ -102,7 +106,8 @@ class ExchangeClient:
     ``transport`` (:class:`mscloud.http.Transport`): ``max_retry_seconds`` (default 120) bounds the time
     spent waiting out throttling and 5xx per call, and replaying a New-/Add- confirmed missing after an
     unknown outcome; ``timeout`` defaults to (10, 120) s. ``lag_timeout_seconds`` bounds the wait for a newly
-    created object to become readable.
+    created object to become readable; ``principal_lag_seconds`` the time an Add-MailboxPermission is
+    repeated while Exchange does not know the service principal yet.
     """
 
     def __init__(
@@ -112,6 +117,7 @@ class ExchangeClient:
         tokens: TokenSource,
         *,
         lag_timeout_seconds: float = 180.0,
+        principal_lag_seconds: float = 120.0,
         **transport: Unpack[Transport],
     ) -> None:
         self.tenant_id = tenant_id
@@ -122,6 +128,9 @@ class ExchangeClient:
         self._http = HttpCore(tokens, tenant_id, cloud, cloud.exchange_scope, **(defaults | transport))
         self._replays = self._http.policy
         self._lag = RetryPolicy(lag_timeout_seconds, clock=self._replays.clock, sleep=self._replays.sleep)
+        self._principal_lag = RetryPolicy(
+            principal_lag_seconds, clock=self._replays.clock, sleep=self._replays.sleep
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -196,15 +205,38 @@ class ExchangeClient:
         visible: Callable[[], bool] | None = None,
     ) -> None:
         """Grant ``access_rights`` on ``mailbox`` to ``user``; with ``visible``, wait until it says True."""
+        rights = list(access_rights)
         parameters = {
             "Identity": mailbox,
             "User": user,
-            "AccessRights": list(access_rights),
+            "AccessRights": rights,
             "InheritanceType": "All",
             "AutoMapping": False,
         }
         check = visible or (lambda: False)
-        self._create("Add-MailboxPermission", parameters, lambda: True if check() else None)
+
+        def attempt() -> None:
+            try:
+                self._create("Add-MailboxPermission", parameters, lambda: True if check() else None)
+            except ExchangeNotFound as missing:
+                # The mailbox is named when it is the one missing; otherwise it is the principal, which a
+                # New-ServicePrincipal seconds ago has not replicated yet.
+                if mailbox.lower() in missing.reason.lower():
+                    raise
+                raise Retry(missing) from None
+
+        def exhausted(missing: Exception, attempts: int) -> Exception:
+            return ExchangePrincipalNotReplicated(
+                f"Exchange still does not know service principal {user} after {attempts} attempts in "
+                f"{self._principal_lag.budget:.0f} s (it replicates for minutes after New-ServicePrincipal), "
+                f"so {', '.join(rights)} on mailbox {mailbox} was not granted: "
+                "wait a few minutes and run `pulumi up` again",
+                cmdlet="Add-MailboxPermission",
+                status=getattr(missing, "status", None),
+                request_id=getattr(missing, "request_id", ""),
+            )
+
+        self._principal_lag.run(attempt, exhausted=exhausted)
         if visible is not None:
             self.wait_until_visible("Add-MailboxPermission", lambda: True if visible() else None)
 

@@ -12,6 +12,7 @@ the last create, update or refresh), so ``diff`` compares live state with the ne
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -43,6 +44,9 @@ from mscloud.permissions import (
     registered_object_id,
 )
 
+PRINCIPAL_LAG_ENV = "POP3_OAUTH_PRINCIPAL_LAG_SECONDS"
+DEFAULT_PRINCIPAL_LAG_SECONDS = 120.0
+
 _clients: dict[tuple[str, Any], ExchangeClient] = {}
 _clients_lock = threading.Lock()
 
@@ -58,8 +62,25 @@ def exchange_client(tenant_id: str, cloud_name: str) -> ExchangeClient:
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = _clients[key] = ExchangeClient(tenant_id, cloud, shared_token_source())
+            client = _clients[key] = ExchangeClient(
+                tenant_id, cloud, shared_token_source(), principal_lag_seconds=principal_lag_seconds()
+            )
         return client
+
+
+def principal_lag_seconds(environ: Mapping[str, str] | None = None) -> float:
+    """How long an Add-MailboxPermission waits for a new service principal to replicate:
+    ``POP3_OAUTH_PRINCIPAL_LAG_SECONDS`` (tests shorten it), else 120 s."""
+    value = (os.environ if environ is None else environ).get(PRINCIPAL_LAG_ENV, "").strip()
+    if not value:
+        return DEFAULT_PRINCIPAL_LAG_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ExchangeProviderError(f"{PRINCIPAL_LAG_ENV} must be a number of seconds >= 0 (got {value!r})")
+    return seconds
 
 
 def is_unknown(value: object) -> bool:

@@ -13,6 +13,7 @@ from mscloud.exchange import (
     ExchangeClient,
     ExchangeError,
     ExchangeNotFound,
+    ExchangePrincipalNotReplicated,
     ExchangeReplicationTimeout,
     ExchangeThrottled,
     normalise_rights,
@@ -188,6 +189,55 @@ def test_replication_lag_polling_is_bounded(
     with pytest.raises(ExchangeReplicationTimeout, match="replication lag"):
         client.new_service_principal(tenant.app_id, tenant.sp_object_id, "POP3APP")
     assert clock.now <= 30
+
+
+def test_add_waits_with_backoff_for_a_new_principal_to_replicate(
+    fakes: Fakes, tenant: Tenant, client: ExchangeClient, clock: FakeClock
+):
+    fakes.exchange.faults.principal_lag_adds = 3
+    client.new_service_principal(tenant.app_id, tenant.sp_object_id, "POP3APP")
+    fakes.exchange.reset_counts()
+
+    client.add_mailbox_permission(MAILBOX, tenant.sp_object_id, ["FullAccess"])
+
+    assert cmdlets(fakes) == ["Add-MailboxPermission"] * 4
+    assert clock.sleeps == [1.0, 2.0, 4.0]
+    assert "FullAccess" in fakes.exchange.rights(tenant.tenant_id, MAILBOX, tenant.sp_object_id)
+
+
+def test_add_gives_up_on_a_principal_that_does_not_replicate_and_says_what_to_do(
+    fakes: Fakes, tenant: Tenant, arm_env: dict[str, str], clock: FakeClock
+):
+    fakes.exchange.add_mailbox(tenant.tenant_id, MAILBOX)
+    fakes.exchange.faults.principal_lag_adds = 1000
+    client = ExchangeClient(
+        tenant.tenant_id,
+        fakes.cloud,
+        MsalTokenSource(),
+        clock=clock,
+        sleep=clock.sleep,
+        principal_lag_seconds=20,
+    )
+    client.new_service_principal(tenant.app_id, tenant.sp_object_id, "POP3APP")
+
+    with pytest.raises(ExchangePrincipalNotReplicated) as raised:
+        client.add_mailbox_permission(MAILBOX, tenant.sp_object_id, ["FullAccess"])
+
+    message = str(raised.value)
+    assert tenant.sp_object_id in message and MAILBOX in message
+    assert "wait a few minutes and run `pulumi up` again" in message
+    assert clock.now <= 20
+    assert fakes.exchange.rights(tenant.tenant_id, MAILBOX, tenant.sp_object_id) == set()
+
+
+def test_add_to_a_missing_mailbox_fails_at_once(
+    fakes: Fakes, tenant: Tenant, client: ExchangeClient, clock: FakeClock
+):
+    register(fakes, tenant)
+
+    with pytest.raises(ExchangeNotFound):
+        client.add_mailbox_permission("gone@contoso.com", tenant.sp_object_id, ["FullAccess"])
+    assert clock.sleeps == []
 
 
 @pytest.mark.parametrize("variant", ["empty-value", "empty-body", "204"])

@@ -13,9 +13,11 @@ from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.output import Unknown
 
 from components.exchange.providers import (
+    PRINCIPAL_LAG_ENV,
     ExchangeProviderError,
     MailboxPermissionProvider,
     ServicePrincipalRegistrationProvider,
+    principal_lag_seconds,
 )
 from mscloud.auth import shared_token_source
 from tests.exchange.conftest import DEPLOYER_SECRET, Fakes, Tenant, principal
@@ -256,3 +258,11 @@ def test_pickled_providers_and_outputs_hold_no_secret_or_token(
         assert token.encode() not in pickled and token.split(".")[2].encode() not in pickled
         assert len(pickled) < 400
     assert token not in json.dumps(created.outs) and DEPLOYER_SECRET not in json.dumps(created.outs)
+
+
+def test_principal_lag_bound_comes_from_the_environment_or_is_120_seconds():
+    assert principal_lag_seconds({}) == 120
+    assert principal_lag_seconds({PRINCIPAL_LAG_ENV: " 3.5 "}) == 3.5
+    for wrong in ("soon", "-1", "nan"):
+        with pytest.raises(ExchangeProviderError, match=PRINCIPAL_LAG_ENV):
+            principal_lag_seconds({PRINCIPAL_LAG_ENV: wrong})

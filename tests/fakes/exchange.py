@@ -49,6 +49,9 @@ class ExchangeFaults:
     - ``not_found_status`` (404/400/500) and ``not_found_style``: ``pipe`` (``errId|Class|text``),
       ``json`` (details message is itself JSON) or ``plain`` (text only, no class).
     - ``replication_lag_reads``: an object created by New-/Add- stays invisible to that many Get- reads.
+    - ``principal_lag_adds``: a service principal registered by New-ServicePrincipal while it is set is
+      "couldn't be found" (ManagementObjectNotFoundException) for that many Add-MailboxPermission naming it
+      as ``User``, as while Exchange replicates a new principal.
     - ``page_size``: Get- results are paged with ``@odata.nextLink``; ``next_link_base`` overrides its host.
     - ``annotations``: objects carry ``@odata.type`` and ``X@odata.type`` annotation keys.
     - ``access_rights_shape``: ``list``, ``string`` (``"FullAccess, ReadPermission"``)
@@ -66,6 +69,7 @@ class ExchangeFaults:
     not_found_status: int = 404
     not_found_style: Literal["pipe", "json", "plain"] = "pipe"
     replication_lag_reads: int = 0
+    principal_lag_adds: int = 0
     page_size: int = 0
     next_link_base: str | None = None
     annotations: bool = True
@@ -90,6 +94,7 @@ class FakeServicePrincipal:
     object_id: str
     display_name: str
     invisible_reads: int = 0
+    unknown_to_adds: int = 0
 
 
 @dataclass
@@ -330,7 +335,13 @@ class ExchangeFake:
             if principal.app_id.lower() == app_id.lower() or principal.object_id.lower() == object_id.lower():
                 raise CmdletError(400, f"A service principal with AppId '{app_id}' already exists.")
         display_name = str(parameters.get("DisplayName") or app_id)
-        principal = FakeServicePrincipal(app_id, object_id, display_name, self.faults.replication_lag_reads)
+        principal = FakeServicePrincipal(
+            app_id,
+            object_id,
+            display_name,
+            self.faults.replication_lag_reads,
+            self.faults.principal_lag_adds,
+        )
         tenant.service_principals[object_id.lower()] = principal
         return [self._principal_object(principal)]
 
@@ -365,6 +376,9 @@ class ExchangeFake:
     def _add_mailbox_permission(self, tenant: FakeTenant, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         mailbox = self._mailbox(tenant, str(parameters["Identity"]))
         principal = self._find_principal(tenant, str(parameters["User"]), visible_only=False)
+        if principal.unknown_to_adds > 0:
+            principal.unknown_to_adds -= 1
+            raise self._not_found(str(parameters["User"]))
         rights = parameters.get("AccessRights") or ["FullAccess"]
         rights = [rights] if isinstance(rights, str) else list(rights)
         key = principal.object_id.lower()

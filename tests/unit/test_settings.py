@@ -85,6 +85,14 @@ def test_native_values_are_accepted_as_well_as_strings() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "expected"), [(None, False), ("true", True), (" False ", False), (True, True), (False, False)]
+)
+def test_allow_duplicate_app_name_is_a_boolean_off_by_default(value: object, expected: bool) -> None:
+    raw = valid() if value is None else valid(allowDuplicateAppName=value)
+    assert load_settings(raw).allow_duplicate_app_name is expected
+
+
+@pytest.mark.parametrize(
     ("raw", "expected"),
     [
         ({"mailboxes": json.dumps(["a@b.de"])}, "pop3-oauth:tenantId: is required"),
@@ -108,6 +116,7 @@ def test_native_values_are_accepted_as_well_as_strings() -> None:
         (valid(secretRotationDays=True), "pop3-oauth:secretRotationDays: must be"),
         (valid(forceRotation="-1"), "pop3-oauth:forceRotation: must be a whole number >= 0"),
         (valid(forceRotation="1.5"), "pop3-oauth:forceRotation: must be"),
+        (valid(allowDuplicateAppName="yes"), "pop3-oauth:allowDuplicateAppName: must be true or false"),
         (valid(cloud="germany"), "pop3-oauth:cloud: must be one of public, usgovernment, china"),
         (valid(owners=json.dumps(["not-a-guid"])), "pop3-oauth:owners: 'not-a-guid' is not a GUID"),
         (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -147,6 +148,12 @@ def test_application_requests_pop_access_as_app_for_this_organisation_only(mocks
     assert app["owners"] == list(SETTINGS.owners)
     assert set(app["tags"]) == {"pop3-oauth", f"pop3-oauth-stack:{STACK}", "customer:mueller"}
     assert f"stack {STACK}" in app["notes"]
+    assert app["preventDuplicateNames"] is True
+
+
+def test_a_second_app_of_the_same_name_is_allowed_only_on_purpose(mocks: RecordingMocks) -> None:
+    deploy(dataclasses.replace(SETTINGS, allow_duplicate_app_name=True))
+    assert mocks.by_name("pop3-app").inputs["preventDuplicateNames"] is False
 
 
 def test_service_principal_consent_and_exchange_objects_are_linked_by_the_right_ids(

@@ -293,13 +293,16 @@ def _replicating(error: GraphError) -> bool:
 
 
 def _refuse_duplicate(ctx: Context, display_name: str, own_id: str | None) -> None:
+    """Upstream's apply-time check (create and update): any other application with this display name
+    fails the operation before it writes anything, with ``tf.ImportAsDuplicateError``'s text."""
     found = ctx.graph.list("/applications", {"$filter": f"displayName eq '{quote(display_name)}'"})
     for app in found:
         if own_id is None or str(app.get("id")) != own_id:
             raise StandInError(
-                f"existing azuread_application with name {display_name!r} ({app.get('id')}) was found and "
-                "`preventDuplicateNames` was specified - to be managed by Pulumi this resource needs to be "
-                f"imported: pulumi import {TOKEN} <name> /applications/{app.get('id')}"
+                f'An existing "azuread_application" with name "{display_name}" (ID: "{app.get("id")}") was '
+                "found and `prevent_duplicate_names` was specified. To be managed via Terraform, this "
+                "resource needs to be imported into the State. Please see the resource documentation for "
+                '"azuread_application" for more information.'
             )
 
 

@@ -462,6 +462,31 @@ def test_application_create_read_update_delete(tenant: Tenant):
     assert polls >= CONSISTENT_READS, "delete waits for consistent 404s"
 
 
+def test_prevent_duplicate_names_refuses_a_twin_at_create_and_rename(tenant: Tenant):
+    twin = tenant.graph.add_application(tenant.tenant_id, "POP3APP")
+    with pytest.raises(StandInError) as raised:
+        tenant.application(preventDuplicateNames=True)
+    assert str(raised.value) == (
+        f'An existing "azuread_application" with name "POP3APP" (ID: "{twin.object_id}") was found and '
+        "`prevent_duplicate_names` was specified. To be managed via Terraform, this resource needs to be "
+        'imported into the State. Please see the resource documentation for "azuread_application" for '
+        "more information."
+    )
+    assert tenant.writes() == [], "nothing is created"
+
+    app_id, outputs = tenant.application(displayName="POP3 other", preventDuplicateNames=True)
+    same_name = {"displayName": "POP3 other", "notes": "x", "preventDuplicateNames": True}
+    kept = plain(tenant.update(APPLICATION, app_id, outputs, same_name))
+    assert kept["notes"] == "x", "its own name is no twin"
+    with pytest.raises(StandInError, match=twin.object_id):
+        tenant.update(APPLICATION, app_id, outputs, {"displayName": "POP3APP", "preventDuplicateNames": True})
+    assert tenant.graph.find_applications(tenant.tenant_id, "POP3 other")
+
+    second_id, _ = tenant.application()
+    assert len(tenant.graph.find_applications(tenant.tenant_id, "POP3APP")) == 2, "off by default"
+    assert second_id != app_id
+
+
 def test_caller_is_bound_as_owner_at_create_and_removed_unless_configured(tenant: Tenant):
     user = tenant.graph.add_user(tenant.tenant_id, "admin@contoso.onmicrosoft.com")
 
