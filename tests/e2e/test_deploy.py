@@ -12,26 +12,12 @@ from typing import Any
 import pytest
 import requests
 
+from components.outputs import OUTPUT_NAMES, SECRET_OUTPUTS
 from tests.e2e.harness import SECRET_MASK, Engine, Microsoft, Project, leaked
 from tests.fakes.graph import EXCHANGE_ONLINE_APP_ID, POP_ROLE_ID
 
-SECRET_OUTPUTS = {"clientSecret", "conceptOffice"}
-PLAIN_OUTPUTS = {
-    "tenantId",
-    "clientId",
-    "servicePrincipalObjectId",
-    "clientSecretExpiresAt",
-    "nextSecretRotationAt",
-    "secrets",
-    "mailboxes",
-    "pop3Host",
-    "pop3Port",
-    "tokenEndpoint",
-    "tokenScope",
-    "authorityHost",
-    "cloud",
-    "secretSchedule",
-}
+# The documented outputs: the contract, which tests/unit/test_program.py checks against an explicit list.
+PLAIN_OUTPUTS = set(OUTPUT_NAMES) - SECRET_OUTPUTS
 # How `pulumi stack export` marks a secret value (the engine's secret signature).
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
 

@@ -8,35 +8,33 @@ and, when the owners changed, removes every owner that is not configured. Delete
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from tests.engine.azuread.common import (
-    CONSISTENT_READS,
     Context,
     StandInError,
     app_role_ids,
     app_roles,
-    beta_select,
-    exists,
+    delete_and_wait,
     feature_tags,
     finish_owners,
-    list_owners,
+    object_path,
     owners_for_create,
+    parse_object_path,
     permission_scope_ids,
     permission_scopes,
+    read_live,
     reconcile_owners,
     text,
 )
-from tests.engine.azuread.graph import GraphError, on_not_found, quote
+from tests.engine.azuread.graph import GraphError, quote
 from tests.engine.azuread.spec import (
     Field,
     Kind,
     ResourceSpec,
     all_uuids,
-    is_uuid,
     max_items,
     max_length,
     not_empty,
@@ -116,14 +114,11 @@ COMPUTED = (
 
 
 def resource_id(object_id: str) -> str:
-    return f"/applications/{object_id}"
+    return object_path(COLLECTION, object_id)
 
 
 def parse_id(value: str) -> str:
-    match = re.fullmatch(r"/applications/([^/]+)", value)
-    if match is None or is_uuid(match.group(1)) is not None:
-        raise StandInError(f"parsing ID {value!r}: expected /applications/{{objectId}}")
-    return match.group(1)
+    return parse_object_path(COLLECTION, value)
 
 
 def create(ctx: Context, inputs: Properties) -> tuple[str, Properties]:
@@ -150,17 +145,8 @@ def read(
     ctx: Context, object_id: str, state: Mapping[str, Any], *, just_created: bool = False
 ) -> Properties | None:
     """Live outputs, or None when the application is gone (404)."""
-    graph = ctx.graph
-    retry = on_not_found if just_created else None
-    try:
-        app = graph.get(f"/applications/{object_id}", retry_if=retry)
-    except GraphError as error:
-        if error.status == 404:
-            return None
-        raise
-    beta = beta_select(graph, f"/applications/{object_id}", "oauth2RequirePostResponse", retry)
-    owners = list_owners(graph, COLLECTION, object_id, retry)
-    return outputs(app, owners, beta, state)
+    live = read_live(ctx.graph, COLLECTION, object_id, "oauth2RequirePostResponse", just_created=just_created)
+    return None if live is None else outputs(live.body, live.owners, live.beta, state)
 
 
 def update(ctx: Context, object_id: str, olds: Properties, news: Properties) -> Properties:
@@ -187,13 +173,7 @@ def update(ctx: Context, object_id: str, olds: Properties, news: Properties) -> 
 
 
 def delete(ctx: Context, object_id: str) -> None:
-    graph = ctx.graph
-    graph.delete(f"/applications/{object_id}")
-    graph.wait_until(
-        lambda: not exists(graph, f"/applications/{object_id}"),
-        f"the deletion of application {object_id}",
-        consecutive=CONSISTENT_READS,
-    )
+    delete_and_wait(ctx.graph, COLLECTION, object_id, f"application {object_id}")
 
 
 def preview(news: Properties, olds: Properties | None) -> Properties:

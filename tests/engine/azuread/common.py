@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.engine.azuread.graph import GraphClient, GraphError, RetryIf
+from tests.engine.azuread.graph import GraphClient, GraphError, RetryIf, on_not_found
+from tests.engine.azuread.spec import is_uuid
 
 # Upstream adds at most 20 owners (the caller first) in the create request and the rest one by one.
 OWNERS_IN_CREATE = 20
@@ -108,6 +109,53 @@ def exists(graph: GraphClient, path: str) -> bool:
             return False
         raise
     return True
+
+
+def object_path(collection: str, object_id: str) -> str:
+    """Upstream's resource id of a directory object: ``/{collection}/{objectId}``."""
+    return f"/{collection}/{object_id}"
+
+
+def parse_object_path(collection: str, value: str) -> str:
+    """The object id in ``/{collection}/{objectId}``, or upstream's parse error."""
+    prefix = f"/{collection}/"
+    object_id = value[len(prefix) :] if value.startswith(prefix) else ""
+    if not object_id or "/" in object_id or is_uuid(object_id) is not None:
+        raise StandInError(f"parsing ID {value!r}: expected /{collection}/{{objectId}}")
+    return object_id
+
+
+@dataclass(frozen=True)
+class LiveObject:
+    """What upstream reads of an application or service principal: the object, its beta extra, its owners."""
+
+    body: dict[str, Any]
+    beta: dict[str, Any]
+    owners: list[str]
+
+
+def read_live(
+    graph: GraphClient, collection: str, object_id: str, beta_property: str, *, just_created: bool = False
+) -> LiveObject | None:
+    """Read ``/{collection}/{object_id}`` as upstream does; None when it is gone (404). Right after a create
+    a 404 is retried (the directory replicates)."""
+    path = f"/{collection}/{object_id}"
+    retry = on_not_found if just_created else None
+    try:
+        body = graph.get(path, retry_if=retry)
+    except GraphError as error:
+        if error.status == 404:
+            return None
+        raise
+    beta = beta_select(graph, path, beta_property, retry)
+    return LiveObject(body, beta, list_owners(graph, collection, object_id, retry))
+
+
+def delete_and_wait(graph: GraphClient, collection: str, object_id: str, what: str) -> None:
+    """Delete the object, then poll until it reads as gone several times in a row (upstream's wait)."""
+    path = f"/{collection}/{object_id}"
+    graph.delete(path)
+    graph.wait_until(lambda: not exists(graph, path), f"the deletion of {what}", consecutive=CONSISTENT_READS)
 
 
 def beta_select(

@@ -8,26 +8,26 @@ object has replicated), fixes the owners and reads. Delete waits for five 404s.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 
 from tests.engine.azuread.common import (
-    CONSISTENT_READS,
     Context,
     StandInError,
     app_role_ids,
     app_roles,
-    beta_select,
+    delete_and_wait,
     deprecated_features,
-    exists,
     feature_tags,
     finish_owners,
-    list_owners,
+    object_path,
     owners_for_create,
+    parse_object_path,
     permission_scope_ids,
     permission_scopes,
+    read_live,
     reconcile_owners,
     text,
 )
@@ -81,14 +81,11 @@ BACKING_APP_NOT_LOCAL = (
 
 
 def resource_id(object_id: str) -> str:
-    return f"/servicePrincipals/{object_id}"
+    return object_path(COLLECTION, object_id)
 
 
 def parse_id(value: str) -> str:
-    match = re.fullmatch(r"/servicePrincipals/([^/]+)", value)
-    if match is None or is_uuid(match.group(1)) is not None:
-        raise StandInError(f"parsing ID {value!r}: expected /servicePrincipals/{{objectId}}")
-    return match.group(1)
+    return parse_object_path(COLLECTION, value)
 
 
 def create(ctx: Context, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -136,18 +133,11 @@ def read(
     ctx: Context, object_id: str, state: Mapping[str, Any], *, just_created: bool = False
 ) -> dict[str, Any] | None:
     """Live outputs, or None when the service principal is gone (404)."""
-    graph = ctx.graph
-    retry = on_not_found if just_created else None
-    try:
-        principal = graph.get(f"/servicePrincipals/{object_id}", retry_if=retry)
-    except GraphError as error:
-        if error.status == 404:
-            return None
-        raise
-    beta = beta_select(graph, f"/servicePrincipals/{object_id}", "samlMetadataUrl", retry)
-    owners = list_owners(graph, COLLECTION, object_id, retry)
-    result = outputs(principal, beta)
-    result["owners"] = owners
+    live = read_live(ctx.graph, COLLECTION, object_id, "samlMetadataUrl", just_created=just_created)
+    if live is None:
+        return None
+    result = outputs(live.body, live.beta)
+    result["owners"] = live.owners
     result["useExisting"] = state.get("useExisting")
     return result
 
@@ -168,20 +158,12 @@ def update(ctx: Context, object_id: str, olds: dict[str, Any], news: dict[str, A
 
 
 def delete(ctx: Context, object_id: str, state: Mapping[str, Any]) -> None:
-    graph = ctx.graph
-    try:
-        graph.delete(f"/servicePrincipals/{object_id}")
-    except GraphError:
-        if state.get("useExisting"):
-            return
-        raise
     if state.get("useExisting"):
+        # Upstream deletes an adopted principal too, but neither fails nor waits when that does not work.
+        with suppress(GraphError):
+            ctx.graph.delete(f"/{COLLECTION}/{object_id}")
         return
-    graph.wait_until(
-        lambda: not exists(graph, f"/servicePrincipals/{object_id}"),
-        f"the deletion of service principal {object_id}",
-        consecutive=CONSISTENT_READS,
-    )
+    delete_and_wait(ctx.graph, COLLECTION, object_id, f"service principal {object_id}")
 
 
 def preview(news: dict[str, Any], olds: dict[str, Any] | None) -> dict[str, Any]:
