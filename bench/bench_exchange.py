@@ -23,9 +23,9 @@ import requests
 from components.exchange.providers import MailboxPermissionProvider, ServicePrincipalRegistrationProvider
 from mscloud.auth import shared_token_source
 from mscloud.clouds import CLOUDS
-from tests.fakes.entra import EXCHANGE_RESOURCE, EntraFake
-from tests.fakes.exchange import APP_ANCHOR, MANAGE_AS_APP, ExchangeFake
-from tests.fakes.tls import HttpsServer, make_certificates
+from sandbox.entra import EXCHANGE_RESOURCE, EntraFake
+from sandbox.exchange import APP_ANCHOR, MANAGE_AS_APP, ExchangeFake
+from sandbox.tls import HttpsServer, make_certificates
 
 CLIENT_ID = str(uuid.uuid4())
 SECRET = "bench-" + uuid.uuid4().hex

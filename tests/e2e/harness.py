@@ -32,10 +32,10 @@ from typing import Any
 
 import requests
 
-from tests.fakes.entra import EXCHANGE_RESOURCE, EntraFake, FakeApp
-from tests.fakes.exchange import APP_ANCHOR, MANAGE_AS_APP, ExchangeFake
-from tests.fakes.graph import GraphFake
-from tests.fakes.tls import (
+from sandbox.entra import EXCHANGE_RESOURCE, EntraFake, FakeApp
+from sandbox.exchange import APP_ANCHOR, MANAGE_AS_APP, ExchangeFake
+from sandbox.graph import GraphFake
+from sandbox.tls import (
     Handler,
     HttpRequest,
     HttpResponse,

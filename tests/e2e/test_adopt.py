@@ -11,8 +11,8 @@ from typing import Any
 
 import requests
 
+from sandbox.graph import EXCHANGE_ONLINE_APP_ID, POP_ROLE_ID
 from tests.e2e.harness import Project, TenantAdmin
-from tests.fakes.graph import EXCHANGE_ONLINE_APP_ID, POP_ROLE_ID
 
 PROGRAM_OWNED = ("pop3-app", "pop3-sp", "pop3-pop-consent")
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from components.exchange.providers import PRINCIPAL_LAG_ENV
+from sandbox.exchange import ExchangeFaults
+from sandbox.graph import GraphFaults
 from tests.e2e.harness import Project
-from tests.fakes.exchange import ExchangeFaults
-from tests.fakes.graph import GraphFaults
 
 
 @pytest.fixture

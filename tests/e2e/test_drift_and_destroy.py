@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from sandbox.graph import EXCHANGE_ONLINE_APP_ID, POP_ROLE_ID
 from tests.e2e.harness import Project
-from tests.fakes.graph import EXCHANGE_ONLINE_APP_ID, POP_ROLE_ID
 
 IMAP_ROLE_ID = "5e5addcd-3e8d-4e90-baf5-964efab2b20a"
 

@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from sandbox import dovecot as dovecot_fake
+from sandbox.dovecot import DovecotServer
 from tests.e2e.harness import Project, engine_required, leaked
-from tests.fakes import dovecot as dovecot_fake
-from tests.fakes.dovecot import DovecotServer
 
 MAILBOX = "edi@verify.test"
 

@@ -12,9 +12,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mscloud.clouds import CLOUDS, Cloud
-from tests.fakes.entra import EXCHANGE_RESOURCE, EntraFake, FakeApp
-from tests.fakes.exchange import MANAGE_AS_APP, ExchangeFake, ExchangeFaults, FakeServicePrincipal
-from tests.fakes.tls import HttpsServer, TestCertificates, make_certificates
+from sandbox.entra import EXCHANGE_RESOURCE, EntraFake, FakeApp
+from sandbox.exchange import MANAGE_AS_APP, ExchangeFake, ExchangeFaults, FakeServicePrincipal
+from sandbox.tls import HttpsServer, TestCertificates, make_certificates
 
 DEPLOYER_CLIENT_ID = str(uuid.uuid4())
 DEPLOYER_SECRET = "deployer-secret-" + secrets.token_hex(12)

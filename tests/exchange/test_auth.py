@@ -15,9 +15,9 @@ from mscloud import auth
 from mscloud.auth import CredentialsMissing, MsalTokenSource, credential_kind, device_code_login, logout
 from mscloud.entra import AuthError, TokenRequestFailed
 from mscloud.exchange import ExchangeClient
+from sandbox.entra import EXCHANGE_RESOURCE, self_signed_certificate
+from sandbox.tls import HttpRequest
 from tests.exchange.conftest import DEPLOYER_CLIENT_ID, DEPLOYER_SECRET, Fakes, Tenant
-from tests.fakes.entra import EXCHANGE_RESOURCE, self_signed_certificate
-from tests.fakes.tls import HttpRequest
 
 
 def claims(token: str) -> dict[str, object]:

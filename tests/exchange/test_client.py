@@ -19,9 +19,9 @@ from mscloud.exchange import (
     normalise_rights,
     strip_annotations,
 )
+from sandbox.entra import EXCHANGE_RESOURCE
 from tests.exchange.conftest import DEPLOYER_SECRET, Fakes, Tenant
 from tests.fakes.clock import FakeClock
-from tests.fakes.entra import EXCHANGE_RESOURCE
 
 MAILBOX = "edi@contoso.com"
 

@@ -13,10 +13,10 @@ import pytest
 
 from mscloud.auth import shared_token_source
 from popctl.previews import PreviewResult, parse_engine_document
-from tests.fakes.entra import EntraFake
-from tests.fakes.exchange import ExchangeFake
-from tests.fakes.graph import GraphFake
-from tests.fakes.tls import HttpsServer, make_certificates
+from sandbox.entra import EntraFake
+from sandbox.exchange import ExchangeFake
+from sandbox.graph import GraphFake
+from sandbox.tls import HttpsServer, make_certificates
 
 PROJECT = "pop3-oauth"
 COMPONENT = "pop3-oauth:tenant:Pop3Tenant"

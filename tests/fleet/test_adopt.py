@@ -13,7 +13,7 @@ import yaml
 
 from components.settings import AdoptedSecret, parse_adopted_secret
 from popctl import cli
-from tests.fakes.graph import POP_ROLE_ID, FakeApplication, FakeGraphServicePrincipal
+from sandbox.graph import POP_ROLE_ID, FakeApplication, FakeGraphServicePrincipal
 from tests.fleet.conftest import HAND_MADE_SECRET, MAILBOX, TENANT, MicrosoftFakes
 
 STACK = "contoso"

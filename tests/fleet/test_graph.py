@@ -9,10 +9,10 @@ import pytest
 
 from mscloud.clouds import get_cloud
 from mscloud.graph import GraphAccessDenied, GraphClient, GraphError, GraphNotFound
+from sandbox.entra import EntraFake
+from sandbox.graph import GraphFake
+from sandbox.tls import HttpRequest, HttpResponse, HttpsServer, make_certificates
 from tests.fakes.clock import FakeClock
-from tests.fakes.entra import EntraFake
-from tests.fakes.graph import GraphFake
-from tests.fakes.tls import HttpRequest, HttpResponse, HttpsServer, make_certificates
 from tests.fleet.conftest import TENANT
 
 

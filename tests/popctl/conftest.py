@@ -15,10 +15,10 @@ from mscloud.auth import shared_token_source
 from mscloud.retry import Backoff
 from popctl.cli import Context, main
 from popctl.stack import StackReader
-from tests.fakes import dovecot as dovecot_fake
-from tests.fakes.dovecot import DovecotServer
-from tests.fakes.entra import EXCHANGE_RESOURCE, EntraFake, FakeApp
-from tests.fakes.tls import HttpsServer, TestCertificates, make_certificates
+from sandbox import dovecot as dovecot_fake
+from sandbox.dovecot import DovecotServer
+from sandbox.entra import EXCHANGE_RESOURCE, EntraFake, FakeApp
+from sandbox.tls import HttpsServer, TestCertificates, make_certificates
 
 TENANT = "6d1c0f3a-5b2e-4c7d-9a8b-1e2f3a4b5c6d"
 MAILBOX = "edi@contoso.test"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.tls import TestCertificates as Certificates
+from sandbox.tls import TestCertificates as Certificates
 from tests.popctl.conftest import TENANT, CliRun, Entra
 
 ADMIN_UPN = "admin@contoso.test"

@@ -23,10 +23,10 @@ from popctl.pop3 import (
     read_mailbox_status,
     xoauth2_response,
 )
-from tests.fakes.dovecot import DovecotServer
-from tests.fakes.entra import EXCHANGE_RESOURCE
-from tests.fakes.tls import HOST
-from tests.fakes.tls import TestCertificates as Certificates
+from sandbox.dovecot import DovecotServer
+from sandbox.entra import EXCHANGE_RESOURCE
+from sandbox.tls import HOST
+from sandbox.tls import TestCertificates as Certificates
 from tests.popctl.conftest import MAILBOX, Entra
 
 TOKEN = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"

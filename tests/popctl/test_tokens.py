@@ -10,7 +10,7 @@ import pytest
 from mscloud.causes import Cause
 from mscloud.clouds import CLOUDS
 from mscloud.entra import AppTokenRequest, TokenClaims, TokenRequestFailed, fresh_app_token
-from tests.fakes.tls import TestCertificates as Certificates
+from sandbox.tls import TestCertificates as Certificates
 from tests.popctl.conftest import SECRET, TENANT, Entra
 
 SCOPE = "https://outlook.office365.com/.default"

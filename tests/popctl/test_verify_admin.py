@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.fakes.dovecot import DovecotServer
-from tests.fakes.entra import EXCHANGE_RESOURCE
-from tests.fakes.exchange import MANAGE_AS_APP, ExchangeFake
-from tests.fakes.tls import HttpsServer
-from tests.fakes.tls import TestCertificates as Certificates
+from sandbox.dovecot import DovecotServer
+from sandbox.entra import EXCHANGE_RESOURCE
+from sandbox.exchange import MANAGE_AS_APP, ExchangeFake
+from sandbox.tls import HttpsServer
+from sandbox.tls import TestCertificates as Certificates
 from tests.popctl.conftest import (
     APP_OBJECT_ID,
     MAILBOX,

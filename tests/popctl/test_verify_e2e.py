@@ -19,9 +19,9 @@ import pytest
 
 from mscloud.causes import Cause
 from popctl.verify import PROPAGATION_CAUSES
-from tests.fakes.dovecot import DovecotServer
-from tests.fakes.entra import EXCHANGE_RESOURCE
-from tests.fakes.tls import TestCertificates as Certificates
+from sandbox.dovecot import DovecotServer
+from sandbox.entra import EXCHANGE_RESOURCE
+from sandbox.tls import TestCertificates as Certificates
 from tests.popctl.conftest import (
     MAILBOX,
     SECRET,

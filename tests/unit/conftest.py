@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -138,6 +139,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
 @pytest.fixture
 def mocks() -> Iterator[RecordingMocks]:
     recording = RecordingMocks()
+    # The mocks run on the thread's current event loop; an earlier test's asyncio.run() leaves none.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(
         recording,
         project=PROJECT,

@@ -12,15 +12,15 @@ import jwt
 import pytest
 import requests
 
-from tests.fakes.entra import EXCHANGE_RESOURCE, EntraFake
-from tests.fakes.graph import (
+from sandbox.entra import EXCHANGE_RESOURCE, EntraFake
+from sandbox.graph import (
     EXCHANGE_ONLINE_APP_ID,
     IMAP_ROLE_ID,
     MICROSOFT_GRAPH_APP_ID,
     POP_ROLE_ID,
     GraphFake,
 )
-from tests.fakes.tls import HttpRequest, HttpResponse, HttpsServer, TestCertificates, make_certificates
+from sandbox.tls import HttpRequest, HttpResponse, HttpsServer, TestCertificates, make_certificates
 
 TENANT = "6f1c7b2a-3d4e-4f50-8a9b-0c1d2e3f4a5b"
 OTHER_TENANT = "0a1b2c3d-1111-2222-3333-444455556666"

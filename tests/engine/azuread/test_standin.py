@@ -34,14 +34,14 @@ from pulumi.runtime import proto
 from pulumi.runtime.proto import provider_pb2_grpc
 from pulumi.runtime.rpc import UNKNOWN as UNKNOWN_SENTINEL
 
+from sandbox.entra import EntraFake
+from sandbox.graph import ASSIGN_ALL, EXCHANGE_ONLINE_APP_ID, POP_ROLE_ID, READ_ALL, WRITE_ALL, GraphFake
+from sandbox.tls import HttpsServer, TestCertificates, make_certificates
 from tests.engine.azuread import application_password
 from tests.engine.azuread.common import CONSISTENT_READS, StandInError
 from tests.engine.azuread.graph import AuthenticationError, GraphError, Timing, WaitTimeout
 from tests.engine.azuread.provider import VERSION, AzureAdStandIn
 from tests.engine.azuread.values import UNKNOWN, plain_map, property_map
-from tests.fakes.entra import EntraFake
-from tests.fakes.graph import ASSIGN_ALL, EXCHANGE_ONLINE_APP_ID, POP_ROLE_ID, READ_ALL, WRITE_ALL, GraphFake
-from tests.fakes.tls import HttpsServer, TestCertificates, make_certificates
 
 APPLICATION = "azuread:index/application:Application"
 SERVICE_PRINCIPAL = "azuread:index/servicePrincipal:ServicePrincipal"

@@ -2,7 +2,7 @@
 
 It keeps per-tenant state (service principals, mailboxes with ``PopEnabled``, mailbox permissions), answers
 every cmdlet of ``/work/shared/reference/exchange-online.md`` and can misbehave in each documented way
-(see :class:`ExchangeFaults`). Bearer tokens are checked against an :class:`tests.fakes.entra.EntraFake`:
+(see :class:`ExchangeFaults`). Bearer tokens are checked against an :class:`sandbox.entra.EntraFake`:
 signature, audience ``https://outlook.office365.com``, tenant, expiry, and either the app role
 ``Exchange.ManageAsApp`` (app-only, anchor ``APP:SystemMailbox{...}@tenant``) or the scope
 ``AdminApi.AccessAsUser.All`` (delegated, anchor ``UPN:<upn>``); otherwise 401/403.
@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 import jwt
 
-from tests.fakes.entra import DELEGATED_ADMIN_SCOPE, EXCHANGE_RESOURCE, EntraFake
-from tests.fakes.tls import HttpRequest, HttpResponse
+from sandbox.entra import DELEGATED_ADMIN_SCOPE, EXCHANGE_RESOURCE, EntraFake
+from sandbox.tls import HttpRequest, HttpResponse
 
 MANAGE_AS_APP = "Exchange.ManageAsApp"
 APP_ANCHOR = "APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@"

@@ -47,7 +47,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.fakes.tls import HttpRequest, HttpResponse
+from sandbox.tls import HttpRequest, HttpResponse
 
 EXCHANGE_RESOURCE = "https://outlook.office365.com"
 EXO_POWERSHELL_CLIENT_ID = "fb78d390-0c51-40cd-8e17-fdbfab77341b"
@@ -96,7 +96,7 @@ class _DeviceFlow:
 
 
 class EntraFake:
-    """In-memory Entra ID. Thread-safe; serve :meth:`handle` with :class:`tests.fakes.tls.HttpsServer`.
+    """In-memory Entra ID. Thread-safe; serve :meth:`handle` with :class:`sandbox.tls.HttpsServer`.
 
     Set :attr:`base_url` to the server's URL before the first request (discovery documents use it).
     """
@@ -202,7 +202,7 @@ class EntraFake:
         return self._sign(claims)
 
     def handle(self, request: HttpRequest) -> HttpResponse:
-        """Serve one HTTP request (the :class:`tests.fakes.tls.HttpsServer` handler)."""
+        """Serve one HTTP request (the :class:`sandbox.tls.HttpsServer` handler)."""
         if request.path == GITHUB_OIDC_PATH:
             self._count("github-oidc")
             return self._github_oidc(request)

@@ -20,7 +20,7 @@ Collections take ``$filter`` (``{property} eq '..'`` and ``startswith({property}
 ``$select``, ``$top`` and ``$count=true``; ``ConsistencyLevel: eventual`` is accepted and not needed. Single
 objects take ``$select``.
 
-Every other request needs ``Authorization: Bearer <jwt>`` signed by the :class:`~tests.fakes.entra.EntraFake`
+Every other request needs ``Authorization: Bearer <jwt>`` signed by the :class:`~sandbox.entra.EntraFake`
 with audience :attr:`GraphFake.base_url` or ``https://graph.microsoft.com`` (either with a trailing slash);
 the tenant is the token's ``tid``, the caller its ``oid``, the permissions its ``roles`` (and ``scp`` words).
 Reads need Application.Read.All, Application.ReadWrite.All, Directory.Read.All or
@@ -39,7 +39,7 @@ count; the azuread provider detects replication by retrying a ``PATCH`` on 404, 
 exercise that path.
 
 Side effects on the Entra fake: every secret from ``addPassword`` becomes a client secret of the app's
-:class:`~tests.fakes.entra.FakeApp` (created when missing, ``oid`` = the service principal's object id, else
+:class:`~sandbox.entra.FakeApp` (created when missing, ``oid`` = the service principal's object id, else
 the application's) until its ``endDateTime``; ``removePassword`` and deleting the application take it away.
 App role assignments to a service principal put the role's ``value`` into that app's tokens for each
 ``https://`` service principal name of the resource (``https://outlook.office365.com`` for Exchange Online),
@@ -100,8 +100,8 @@ from urllib.parse import unquote, urlencode
 
 import jwt
 
-from tests.fakes.entra import EXCHANGE_RESOURCE, EntraFake, FakeApp
-from tests.fakes.tls import HttpRequest, HttpResponse
+from sandbox.entra import EXCHANGE_RESOURCE, EntraFake, FakeApp
+from sandbox.tls import HttpRequest, HttpResponse
 
 EXCHANGE_ONLINE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 MICROSOFT_GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
