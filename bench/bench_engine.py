@@ -25,7 +25,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.e2e.harness import Microsoft, Project, Request, locate_engine
+from sandbox.engine import locate_engine
+from tests.e2e.harness import Microsoft, Project, Request
 
 ROUNDS = 3
 MAILBOX_COUNTS = (2, 10)

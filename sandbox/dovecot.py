@@ -1,13 +1,18 @@
-"""A real POP3 server for login tests: Dovecot 2.3 (Debian 12 packages) validating JWTs locally.
+"""A real POP3 server for login tests and the sandbox: Dovecot 2.3 (Debian 12 packages) with OAuth2.
 
 The server runs as a child process (``dovecot -F -c <conf>``) on 127.0.0.1 with POP3 over implicit TLS,
-SASL XOAUTH2/OAUTHBEARER against an ``oauth2`` passdb whose tokens are checked with
-``introspection_mode = local`` - nothing is fetched over the network. Mail comes from a throwaway Maildir
-with messages of known size, so a test can assert the exact ``STAT`` answer.
+SASL XOAUTH2/OAUTHBEARER against ``oauth2`` passdbs, in one of two ways:
 
-Dovecot only checks what the JWT itself proves: signature (key looked up by ``kid``), ``typ`` = ``JWT``,
-``exp``/``nbf``/``iat``, issuer, audience and the username claim. It does not look at ``roles``; the
-fake token endpoint's claims decide that part.
+- **local validation** (the default): tokens are checked with ``introspection_mode = local`` - nothing is
+  fetched over the network. Mail comes from one throwaway Maildir with messages of known size, so a test
+  can assert the exact ``STAT`` answer. Dovecot only checks what the JWT itself proves: signature (key
+  looked up by ``kid``), ``typ`` = ``JWT``, ``exp``/``nbf``/``iat``, issuer, audience and the username
+  claim. It does not look at ``roles``; the fake token endpoint's claims decide that part.
+- **introspection** (:class:`Introspection`, as the sandbox runs it): one Maildir per mailbox, and one
+  passdb per mailbox (``username_filter``) that POSTs the token to that mailbox's introspection URL
+  (``introspection_mode = post``) - so the login name reaches the emulator, which answers whether the
+  token may open it, as Office 365 decides. A login name with no mailbox meets a last passdb that refuses
+  every token.
 
 Everything lives under one short directory in /tmp (unix socket paths are limited to 108 bytes) that
 ``stop()`` removes. Use :func:`unavailable_reason` to skip tests on machines without Dovecot 2.3.
@@ -19,6 +24,7 @@ import grp
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -26,7 +32,8 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -88,12 +95,23 @@ def _escape(name: str) -> str:
     return name.replace("%", "%25").replace("/", "%2f")
 
 
+@dataclass(frozen=True)
+class Introspection:
+    """Ask ``url_for(mailbox)`` (an HTTPS URL, Basic credentials in it allowed) about each login;
+    ``ca_file`` is the CA bundle that endpoint's certificate chains to."""
+
+    url_for: Callable[[str], str]
+    ca_file: Path
+
+
 class DovecotServer:
     """One Dovecot instance; use as a context manager or call :meth:`start` / :meth:`stop`.
 
-    ``issuer`` and ``audience`` are what the oauth2 passdb demands of a token; ``username_attribute``
-    names the claim that must equal the SASL user. Keys are added with :meth:`add_key` (before or after
-    start; Dovecot caches keys per ``kid``, so replacing a key needs a new ``kid``).
+    Local validation: ``issuer`` and ``audience`` are what the oauth2 passdb demands of a token;
+    ``username_attribute`` names the claim that must equal the SASL user; ``messages`` fill the one Maildir.
+    Keys are added with :meth:`add_key` (before or after start; Dovecot caches keys per ``kid``, so
+    replacing a key needs a new ``kid``). With ``introspection``, ``mailboxes`` maps each mailbox address to
+    its messages and the emulator behind the URL decides. ``port`` 0 picks a free port.
     """
 
     def __init__(
@@ -101,12 +119,17 @@ class DovecotServer:
         *,
         cert_pem: Path,
         key_pem: Path,
-        issuer: str,
+        issuer: str = "",
         audience: str | None = DEFAULT_AUDIENCE,
         messages: Sequence[bytes] | None = None,
         username_attribute: str = "upn",
         startup_timeout: float = 10.0,
+        introspection: Introspection | None = None,
+        mailboxes: Mapping[str, Sequence[bytes]] | None = None,
+        port: int = 0,
     ) -> None:
+        if introspection is not None and not mailboxes:
+            raise ValueError("introspection needs at least one mailbox")
         self.cert_pem = cert_pem
         self.key_pem = key_pem
         self.issuer = issuer
@@ -114,6 +137,9 @@ class DovecotServer:
         self.messages = list(sample_messages() if messages is None else messages)
         self.username_attribute = username_attribute
         self.startup_timeout = startup_timeout
+        self.introspection = introspection
+        self.mailboxes = {address.lower(): list(mail) for address, mail in (mailboxes or {}).items()}
+        self.requested_port = port
         self.root = Path(tempfile.mkdtemp(prefix="dv", dir="/tmp"))
         self.root.chmod(0o755)
         self.keys_dir = self.root / "keys"
@@ -179,7 +205,7 @@ class DovecotServer:
             raise DovecotError(reason)
         self._prepare_tree()
         for _attempt in range(3):
-            self.port = _free_port()
+            self.port = self.requested_port or _free_port()
             self._write_config()
             self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
             self._process = subprocess.Popen(
@@ -192,6 +218,8 @@ class DovecotServer:
                 self._wait_ready()
             except _PortTaken:
                 self.stop(remove=False)
+                if self.requested_port:
+                    raise DovecotError(f"port {self.requested_port} on {HOST} is taken") from None
                 continue
             return
         raise DovecotError("could not find a free port for Dovecot after 3 attempts")
@@ -237,13 +265,11 @@ class DovecotServer:
     def _prepare_tree(self) -> None:
         uid, gid = self._mail_owner()
         home = self.root / "home"
-        maildir = home / "Maildir"
-        for sub in ("cur", "new", "tmp"):
-            (maildir / sub).mkdir(parents=True, exist_ok=True)
-        for index, message in enumerate(self.messages, start=1):
-            (maildir / "cur" / f"{1700000000 + index}.M{index}P1.test,S={len(message)}:2,S").write_bytes(
-                message
-            )
+        if self.introspection is None:
+            _deliver(home / "Maildir", self.messages)
+        else:
+            for address, mail in self.mailboxes.items():
+                _deliver(home / address / "Maildir", mail)
         (self.root / "state").mkdir(exist_ok=True)
         self.keys_dir.mkdir(exist_ok=True)
         self.keys_dir.chmod(0o755)
@@ -265,13 +291,9 @@ class DovecotServer:
             me = pwd.getpwuid(os.getuid()).pw_name
             internal_user, internal_group, login_user = me, _group_name(os.getgid()), me
             chroot = "  chroot =\n"
-        audience = f"audience = {self.audience}\n" if self.audience else ""
-        (root / "dovecot-oauth2.conf.ext").write_text(
-            "introspection_mode = local\n"
-            f"local_validation_key_dict = fs:posix:prefix={self.keys_dir}/\n"
-            f"issuers = {self.issuer}\n"
-            f"username_attribute = {self.username_attribute}\n" + audience
-        )
+        passdbs, home = self._write_passdbs(), f"{root}/home"
+        if self.introspection is not None:
+            home += "/%Lu"
         (root / "dovecot.conf").write_text(
             f"base_dir = {root}/run\n"
             f"state_dir = {root}/state\n"
@@ -289,18 +311,14 @@ class DovecotServer:
             f"ssl_key = <{self.key_pem}\n"
             "disable_plaintext_auth = yes\n"
             "auth_mechanisms = xoauth2 oauthbearer\n"
-            f"mail_location = maildir:{root}/home/Maildir\n"
+            "mail_location = maildir:~/Maildir\n"
             "first_valid_uid = 1\n"
             f"default_internal_user = {internal_user}\n"
             f"default_internal_group = {internal_group}\n"
             f"default_login_user = {login_user}\n"
-            "passdb {\n"
-            "  driver = oauth2\n"
-            "  mechanisms = xoauth2 oauthbearer\n"
-            f"  args = {root}/dovecot-oauth2.conf.ext\n"
-            "}\n"
+            f"{passdbs}"
             "userdb {\n"
-            f"  driver = static\n  args = uid={uid} gid={gid} home={root}/home\n"
+            f"  driver = static\n  args = uid={uid} gid={gid} home={home}\n"
             "}\n"
             "service pop3-login {\n" + chroot + "  inet_listener pop3 {\n    port = 0\n  }\n"
             f"  inet_listener pop3s {{\n    port = {self.port}\n    ssl = yes\n  }}\n"
@@ -308,6 +326,43 @@ class DovecotServer:
             "service anvil {\n" + chroot + "  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n"
             "}\n"
         )
+
+    def _write_passdbs(self) -> str:
+        """Write the oauth2 settings files and return the ``passdb`` sections that use them."""
+        root, introspection = self.root, self.introspection
+        if introspection is None:
+            audience = f"audience = {self.audience}\n" if self.audience else ""
+            (root / "dovecot-oauth2.conf.ext").write_text(
+                "introspection_mode = local\n"
+                f"local_validation_key_dict = fs:posix:prefix={self.keys_dir}/\n"
+                f"issuers = {self.issuer}\n"
+                f"username_attribute = {self.username_attribute}\n" + audience
+            )
+            return _oauth2_passdb(root / "dovecot-oauth2.conf.ext")
+        # The auth process runs as Dovecot's own user: give it a copy of the CA it can read.
+        ca_file = root / "introspection-ca.pem"
+        shutil.copyfile(introspection.ca_file, ca_file)
+        ca_file.chmod(0o644)
+        sections = []
+        for index, address in enumerate(self.mailboxes):
+            settings = root / f"dovecot-oauth2-{index}.conf.ext"
+            settings.write_text(
+                "introspection_mode = post\n"
+                f"introspection_url = {introspection.url_for(address)}\n"
+                f"tls_ca_cert_file = {ca_file}\n"
+                "username_attribute = username\n"
+                "active_attribute = active\n"
+                "active_value = true\n"
+            )
+            settings.chmod(0o600)
+            sections.append(_oauth2_passdb(settings, username_filter=address))
+        # Any other login name: a passdb that refuses every token (a random password nobody knows).
+        refuse = secrets.token_hex(16)
+        sections.append(
+            "passdb {\n  driver = static\n  mechanisms = xoauth2 oauthbearer\n"
+            f"  args = password={refuse}\n}}\n"
+        )
+        return "".join(sections)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
@@ -337,6 +392,23 @@ class DovecotServer:
 
 class _PortTaken(DovecotError):
     pass
+
+
+def _oauth2_passdb(settings: Path, *, username_filter: str | None = None) -> str:
+    only = (
+        f"  username_filter = {username_filter}\n  result_failure = return-fail\n" if username_filter else ""
+    )
+    return (
+        f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n{only}  args = {settings}\n}}\n"
+    )
+
+
+def _deliver(maildir: Path, messages: Sequence[bytes]) -> None:
+    """A Maildir holding ``messages`` as already seen mail (``cur/``), sizes in the file names."""
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
+    for index, message in enumerate(messages, start=1):
+        (maildir / "cur" / f"{1700000000 + index}.M{index}P1.test,S={len(message)}:2,S").write_bytes(message)
 
 
 def _group_name(gid: int) -> str:

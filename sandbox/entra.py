@@ -38,6 +38,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -99,6 +100,9 @@ class EntraFake:
     """In-memory Entra ID. Thread-safe; serve :meth:`handle` with :class:`sandbox.tls.HttpsServer`.
 
     Set :attr:`base_url` to the server's URL before the first request (discovery documents use it).
+    :attr:`clock` (epoch seconds, ``time.time`` unless replaced) dates every token and decides every expiry
+    here and in the Graph and Exchange fakes, which check tokens with :meth:`verify_token`; the sandbox
+    moves it to rehearse a rotation.
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class EntraFake:
         federation_key: rsa.RSAPrivateKey | None = None,
     ) -> None:
         self.base_url = ""
+        self.clock: Callable[[], float] = time.time
         self.issuer_template = issuer_template
         self.signing_key = signing_key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = hashlib.sha256(self.public_key_pem).hexdigest()[:32]
@@ -163,7 +168,7 @@ class EntraFake:
         self, subject: str, *, audience: str = FEDERATED_AUDIENCE, lifetime: int = 600
     ) -> str:
         """An OIDC token from a fake external issuer (a CI system) for ``client_assertion`` use."""
-        now = int(time.time())
+        now = int(self.clock())
         claims: dict[str, Any] = {"iss": "https://token.actions.example", "sub": subject, "aud": audience}
         claims |= {"iat": now, "nbf": now, "exp": now + lifetime}
         return jwt.encode(claims, self.federation_key, algorithm="RS256")
@@ -183,7 +188,7 @@ class EntraFake:
 
     def issue_token(self, app: FakeApp, resource: str) -> str:
         """An app-only access token for ``app`` and ``resource``, as the token endpoint would issue."""
-        now = int(time.time())
+        now = int(self.clock())
         claims: dict[str, Any] = {
             "iss": app.issuer or self.issuer_template.format(tenant=app.tenant_id),
             "aud": app.audience or resource,
@@ -222,6 +227,30 @@ class EntraFake:
             self._count("token")
             return self._token(tenant, request.form())
         return _json(404, {"error": "not_found"})
+
+    def verify_token(
+        self, token: str, audience: str | Sequence[str], *, require: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """The claims of ``token`` if this service signed it for ``audience`` and, by :attr:`clock`, it is
+        valid now (``nbf``, ``iat`` and ``exp``, no leeway); else raises the ``jwt.PyJWTError`` saying why."""
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            self.public_key_pem,
+            algorithms=["RS256"],
+            audience=audience,
+            options={
+                "require": ["exp", *require],
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
+        )
+        now = self.clock()
+        if float(claims["exp"]) <= now:
+            raise jwt.ExpiredSignatureError("Signature has expired")
+        if float(claims.get("nbf", now)) > now or float(claims.get("iat", now)) > now:
+            raise jwt.ImmatureSignatureError("The token is not yet valid")
+        return claims
 
     def jwk(self) -> dict[str, Any]:
         data = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.signing_key.public_key()))
@@ -326,7 +355,7 @@ class EntraFake:
                     f"for a secret added to app '{app.client_id}'.",
                 )
             expiry = app.secrets[secret]
-            if expiry is not None and expiry <= time.time():
+            if expiry is not None and expiry <= self.clock():
                 return _aadsts(
                     401,
                     "invalid_client",
@@ -428,7 +457,7 @@ class EntraFake:
     def _delegated_tokens(self, flow: _DeviceFlow, scope: str | None = None) -> HttpResponse:
         assert flow.upn is not None
         resource = _resource_of(scope or flow.scope) or EXCHANGE_RESOURCE
-        now = int(time.time())
+        now = int(self.clock())
         common: dict[str, Any] = {
             "tid": flow.tenant_id,
             "oid": flow.user_object_id,

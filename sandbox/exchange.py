@@ -237,13 +237,7 @@ class ExchangeFake:
         if not header.startswith("Bearer "):
             return self._denied(401, "Missing bearer token")
         try:
-            claims = jwt.decode(
-                header[len("Bearer ") :],
-                self.entra.public_key_pem,
-                algorithms=["RS256"],
-                audience=EXCHANGE_RESOURCE,
-                options={"require": ["exp", "tid"]},
-            )
+            claims = self.entra.verify_token(header[len("Bearer ") :], EXCHANGE_RESOURCE, require=["tid"])
         except jwt.PyJWTError as error:
             return self._denied(401, f"Invalid token: {type(error).__name__}")
         if str(claims["tid"]).lower() != tenant_id:

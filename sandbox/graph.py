@@ -578,9 +578,7 @@ class GraphFake:
             raise _GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
         audiences = [self.base_url, f"{self.base_url}/", GRAPH_RESOURCE, f"{GRAPH_RESOURCE}/"]
         try:
-            claims: dict[str, Any] = jwt.decode(
-                header[len("Bearer ") :], self.entra.public_key_pem, algorithms=["RS256"], audience=audiences
-            )
+            claims = self.entra.verify_token(header[len("Bearer ") :], audiences)
         except jwt.PyJWTError:
             raise _GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.") from None
         return claims
@@ -674,6 +672,10 @@ class GraphFake:
             return False
         return True
 
+    def _now(self) -> datetime:
+        """Now by the Entra fake's clock (which the sandbox moves)."""
+        return datetime.fromtimestamp(self.entra.clock(), UTC)
+
     def _log(self, call: _Call, kind: str, object_id: str) -> None:
         self.writes.append(GraphWrite(time.monotonic_ns(), call.method, call.request.path, kind, object_id))
 
@@ -731,7 +733,7 @@ class GraphFake:
             display_name=display_name,
             sign_in_audience="AzureADandPersonalMicrosoftAccount",
             owners=owners,
-            created_date_time=_timestamp(datetime.now(UTC)),
+            created_date_time=_timestamp(self._now()),
             pending_reads=self.faults.consistency_reads,
         )
         _write_application(app, body)
@@ -889,7 +891,7 @@ class GraphFake:
         start: object,
         end: object,
     ) -> dict[str, Any]:
-        starts = _parse_time(start, "startDateTime") if start else datetime.now(UTC)
+        starts = _parse_time(start, "startDateTime") if start else self._now()
         ends = _parse_time(end, "endDateTime") if end else starts + PASSWORD_LIFETIME
         value = _new_secret()
         key_id = str(uuid.uuid4())
@@ -1016,7 +1018,7 @@ class GraphFake:
             principal_id,
             resource_id,
             app_role_id,
-            created_date_time=_timestamp(datetime.now(UTC)),
+            created_date_time=_timestamp(self._now()),
             pending_reads=self.faults.consistency_reads,
         )
         directory.assignments.append(assignment)

@@ -44,6 +44,18 @@ class TestCertificates:
         return context
 
 
+def certificates_in(directory: Path) -> TestCertificates:
+    """The certificates :func:`make_certificates` wrote into ``directory`` before, made now if missing."""
+    paths = TestCertificates(
+        ca_bundle=directory / "ca.pem",
+        server_cert=directory / "server-chain.pem",
+        server_key=directory / "server-key.pem",
+    )
+    if all(path.is_file() for path in (paths.ca_bundle, paths.server_cert, paths.server_key)):
+        return paths
+    return make_certificates(directory)
+
+
 def make_certificates(directory: Path) -> TestCertificates:
     """Create a CA and a server certificate and write their PEM files into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -89,14 +101,16 @@ Handler = Callable[[HttpRequest], HttpResponse]
 
 
 class HttpsServer:
-    """A ``ThreadingHTTPServer`` with TLS on 127.0.0.1 and a free port, served from a daemon thread.
+    """A ``ThreadingHTTPServer`` with TLS on 127.0.0.1 and ``port`` (0: a free one), served from a daemon
+    thread.
 
     GET, POST, PUT, PATCH and DELETE go to the handler; a 204 answer leaves without body or Content-Length.
     """
 
-    def __init__(self, handler: Handler, certificates: TestCertificates) -> None:
+    def __init__(self, handler: Handler, certificates: TestCertificates, *, port: int = 0) -> None:
         self._handler = handler
         self._certificates = certificates
+        self._requested_port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -112,7 +126,9 @@ class HttpsServer:
         return f"https://{HOST}:{self.port}"
 
     def start(self) -> Self:
-        server = ThreadingHTTPServer((HOST, 0), _request_handler_class(self._handler, lambda: self.base_url))
+        server = ThreadingHTTPServer(
+            (HOST, self._requested_port), _request_handler_class(self._handler, lambda: self.base_url)
+        )
         server.daemon_threads = True
         server.socket = self._certificates.server_context().wrap_socket(server.socket, server_side=True)
         self._server = server

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ROOT, Engine, Microsoft, Project, Tenant, engine_required, locate_engine
+from sandbox.engine import Engine, locate_engine
+from sandbox.tenants import Tenant
+from tests.e2e.harness import ROOT, Microsoft, Project, engine_required
 
 E2E_DIR = Path(__file__).resolve().parent
 

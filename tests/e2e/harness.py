@@ -1,8 +1,10 @@
 """The end-to-end harness: the real Pulumi engine, the real program and providers, local Microsoft fakes.
 
-- :func:`locate_engine` finds the engine ``scripts/pulumi-engine`` provides (or builds);
+- :func:`locate_engine` finds the engine ``scripts/pulumi-engine`` provides (or builds), as the sandbox does
+  (``sandbox.engine``);
 - :class:`Microsoft` runs the Entra, Graph and Exchange fakes on 127.0.0.1 over HTTPS, one set per test
-  process, and makes a fresh tenant per scenario (:meth:`Microsoft.new_tenant`), so scenarios share no state;
+  process, and makes a fresh tenant per scenario (:meth:`Microsoft.new_tenant`, ``sandbox.tenants``), so
+  scenarios share no state;
 - :class:`Project` is one scenario's world: a throwaway copy of the project, a fresh file backend
   (``file://``, passphrase secrets provider), its own ``PULUMI_HOME``, and an environment that points the
   azuread provider, the dynamic providers and ``popctl`` at the fakes. :meth:`Project.pulumi` runs the
@@ -24,17 +26,21 @@ import subprocess
 import sys
 import tarfile
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-
-from sandbox.entra import EXCHANGE_RESOURCE, EntraFake, FakeApp
-from sandbox.exchange import APP_ANCHOR, MANAGE_AS_APP, ExchangeFake
+from sandbox.admin import TenantAdmin
+from sandbox.engine import (
+    EmulatedTenant,
+    Engine,
+    emulator_environment,
+)
+from sandbox.entra import EntraFake, FakeApp
+from sandbox.exchange import ExchangeFake
 from sandbox.graph import GraphFake
+from sandbox.tenants import Tenant, seed_tenant
 from sandbox.tls import (
     Handler,
     HttpRequest,
@@ -45,73 +51,15 @@ from sandbox.tls import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-ENGINE_SCRIPT = ROOT / "scripts" / "pulumi-engine"
-AZUREAD_STANDIN = ROOT / "tests" / "engine" / "azuread"
-LANGUAGE_STANDIN = ROOT / "tests" / "engine" / "language"
 REQUIRE_ENGINE_ENV = "POP3_OAUTH_REQUIRE_ENGINE"
-ENGINE_DIR_ENV = "POP3_OAUTH_ENGINE_DIR"
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components", "mscloud", "popctl")
 PASSPHRASE = "e2e-passphrase-" + secrets.token_hex(8)
-GRAPH_ROLES = ["Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All"]
 COMMAND_TIMEOUT = 600.0
 SECRET_MASK = "[secret]"
 
 
-@dataclass(frozen=True)
-class Engine:
-    """A directory with the real ``pulumi`` CLI, and what it lacks."""
-
-    directory: Path
-    language_host: bool
-    azuread_provider: bool
-
-    @property
-    def cli(self) -> Path:
-        return self.directory / "pulumi"
-
-    def describe(self) -> str:
-        host = "language host" if self.language_host else "language host stand-in"
-        provider = "azuread provider" if self.azuread_provider else "azuread stand-in"
-        return f"{self.cli} ({host}, {provider})"
-
-
 def engine_required() -> bool:
     return os.environ.get(REQUIRE_ENGINE_ENV, "").strip() not in ("", "0", "false")
-
-
-def locate_engine() -> Engine | str:
-    """The engine, or the reason there is none (one line, saying how to get it)."""
-    directory = os.environ.get(ENGINE_DIR_ENV, "").strip()
-    if not directory:
-        try:
-            completed = subprocess.run(
-                [str(ENGINE_SCRIPT)], capture_output=True, text=True, timeout=3600, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as error:
-            return f"scripts/pulumi-engine could not run ({error}); run it by hand to build the engine"
-        if completed.returncode != 0:
-            tail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
-            return f"scripts/pulumi-engine failed ({tail}); it needs Go 1.26+ and the Go module proxy"
-        directory = completed.stdout.strip().splitlines()[-1]
-    path = Path(directory)
-    if not (path / "pulumi").is_file():
-        return f"{path} holds no pulumi CLI; run scripts/pulumi-engine"
-    return Engine(
-        directory=path,
-        language_host=(path / "pulumi-language-python").is_file(),
-        azuread_provider=(path / "pulumi-resource-azuread").is_file(),
-    )
-
-
-@dataclass(frozen=True)
-class Tenant:
-    """A customer tenant in all three fakes, with the deploying identity (app-only, client secret)."""
-
-    tenant_id: str
-    deployer: FakeApp
-    deployer_secret: str
-    mailboxes: tuple[str, ...]
-    exchange_online_object_id: str
 
 
 @dataclass(frozen=True)
@@ -197,22 +145,7 @@ class Microsoft:
 
     def new_tenant(self, mailboxes: Sequence[str] = ("edi@contoso.test", "eab@contoso.test")) -> Tenant:
         """A fresh tenant: Microsoft's service principals, the mailboxes (POP enabled), the deployer."""
-        tenant_id = str(uuid.uuid4())
-        exchange_online = self.graph.seed_tenant(tenant_id)
-        secret = "deployer~" + secrets.token_urlsafe(24)
-        deployer = self.entra.add_app(
-            tenant_id,
-            secrets={secret: None},
-            roles={
-                self.graph_url: list(GRAPH_ROLES),
-                self.graph_url + "/": list(GRAPH_ROLES),
-                EXCHANGE_RESOURCE: [MANAGE_AS_APP],
-            },
-        )
-        self.exchange.tenant(tenant_id)
-        for mailbox in mailboxes:
-            self.exchange.add_mailbox(tenant_id, mailbox)
-        return Tenant(tenant_id, deployer, secret, tuple(mailboxes), exchange_online.object_id)
+        return seed_tenant(self.entra, self.graph, self.exchange, self.graph_url, mailboxes)
 
     def secret_values(self) -> list[str]:
         """Every client secret value and every token (and token signature) the fakes handed out."""
@@ -355,36 +288,24 @@ class Project:
     # --- set-up ---------------------------------------------------------------------------------
     def _environment(self) -> dict[str, str]:
         microsoft, tenant = self.microsoft, self.tenant
-        path = [str(self.engine.directory)]
-        if not self.engine.language_host:
-            path.append(str(LANGUAGE_STANDIN))
-        if not self.engine.azuread_provider:
-            path.append(str(AZUREAD_STANDIN))
-        path += [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]
-        keep = {name: os.environ[name] for name in ("HOME", "LANG", "TMPDIR", "CI") if name in os.environ}
-        return {
-            **keep,
-            "PATH": os.pathsep.join(path),
-            "PULUMI_HOME": str(self.home),
-            "PULUMI_BACKEND_URL": f"file://{self.backend}",
-            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PULUMI_SKIP_UPDATE_CHECK": "1",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "1",
-            "PULUMI_PYTHON_CMD": sys.executable,
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "NO_COLOR": "1",
-            "ARM_TENANT_ID": tenant.tenant_id,
-            "ARM_CLIENT_ID": tenant.deployer.client_id,
-            "ARM_CLIENT_SECRET": tenant.deployer_secret,
-            "ARM_METADATA_HOSTNAME": microsoft.graph_url.removeprefix("https://"),
-            "ARM_USE_CLI": "false",
-            "POP3_OAUTH_AUTHORITY_HOST": microsoft.entra_url,
-            "POP3_OAUTH_EXCHANGE_URL": microsoft.exchange_url,
-            "POP3_OAUTH_GRAPH_URL": microsoft.graph_url,
-            "POP3_OAUTH_TOKEN_CACHE": str(self.root / "msal-token-cache.json"),
-            "REQUESTS_CA_BUNDLE": str(microsoft.certificates.ca_bundle),
-            "SSL_CERT_FILE": str(microsoft.certificates.ca_bundle),
-        }
+        emulated = EmulatedTenant(
+            tenant.tenant_id,
+            tenant.deployer.client_id,
+            tenant.deployer_secret,
+            microsoft.entra_url,
+            microsoft.certificates.ca_bundle,
+        )
+        return emulator_environment(
+            self.engine,
+            Path(sys.executable),
+            emulated,
+            pulumi_home=self.home,
+            backend=self.backend,
+            token_cache=self.root / "msal-token-cache.json",
+            passphrase={"PULUMI_CONFIG_PASSPHRASE": PASSPHRASE},
+            graph_url=microsoft.graph_url,
+            exchange_url=microsoft.exchange_url,
+        )
 
 
 def copy_project(destination: Path, source: Path = ROOT, *, link_venv: bool = True) -> None:
@@ -437,52 +358,14 @@ def leaked(text: str, values: Iterable[str]) -> list[str]:
     return [f"{value[:4]}...({len(value)} chars)" for value in values if value and value in text]
 
 
-class TenantAdmin:
-    """An administrator working by hand in a tenant: plain HTTP to Graph and Exchange, as the portal or
-    PowerShell would, with the deploying identity's app-only tokens. Nothing of the project's code."""
-
-    def __init__(self, microsoft: Microsoft, tenant: Tenant) -> None:
-        self.microsoft = microsoft
-        self.tenant = tenant
-        self.session = requests.Session()
-        # A REQUESTS_CA_BUNDLE in the environment would override the session's own CA (a requests quirk).
-        self.session.trust_env = False
-        self.session.verify = str(microsoft.certificates.ca_bundle)
-
-    def token(self, resource: str) -> str:
-        response = self.session.post(
-            f"{self.microsoft.entra_url}/{self.tenant.tenant_id}/oauth2/v2.0/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": self.tenant.deployer.client_id,
-                "client_secret": self.tenant.deployer_secret,
-                "scope": f"{resource}/.default",
-            },
-            timeout=30,
-        )
-        response.raise_for_status()
-        return str(response.json()["access_token"])
-
-    def graph(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        response = self.session.request(
-            method,
-            f"{self.microsoft.graph_url}/v1.0{path}",
-            json=body,
-            headers={"Authorization": f"Bearer {self.token(self.microsoft.graph_url)}"},
-            timeout=30,
-        )
-        assert response.ok, f"{method} {path}: {response.status_code} {response.text}"
-        return response.json() if response.content else None
-
-    def exchange(self, cmdlet: str, parameters: Mapping[str, Any]) -> Any:
-        response = self.session.post(
-            f"{self.microsoft.exchange_url}/adminapi/beta/{self.tenant.tenant_id}/InvokeCommand",
-            json={"CmdletInput": {"CmdletName": cmdlet, "Parameters": dict(parameters)}},
-            headers={
-                "Authorization": f"Bearer {self.token(EXCHANGE_RESOURCE)}",
-                "X-AnchorMailbox": f"{APP_ANCHOR}{self.tenant.tenant_id}",
-            },
-            timeout=30,
-        )
-        assert response.ok, f"{cmdlet}: {response.status_code} {response.text}"
-        return response.json()
+def tenant_admin(microsoft: Microsoft, tenant: Tenant) -> TenantAdmin:
+    """An administrator working by hand in ``tenant`` (:class:`sandbox.admin.TenantAdmin`)."""
+    return TenantAdmin(
+        tenant_id=tenant.tenant_id,
+        client_id=tenant.deployer.client_id,
+        client_secret=tenant.deployer_secret,
+        ca_bundle=microsoft.certificates.ca_bundle,
+        entra_url=microsoft.entra_url,
+        graph_url=microsoft.graph_url,
+        exchange_url=microsoft.exchange_url,
+    )

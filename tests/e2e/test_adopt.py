@@ -11,15 +11,16 @@ from typing import Any
 
 import requests
 
+from sandbox.admin import TenantAdmin
 from sandbox.graph import EXCHANGE_ONLINE_APP_ID, POP_ROLE_ID
-from tests.e2e.harness import Project, TenantAdmin
+from sandbox.tenants import Tenant
+from tests.e2e.harness import Project, tenant_admin
 
 PROGRAM_OWNED = ("pop3-app", "pop3-sp", "pop3-pop-consent")
 
 
-def _hand_made(admin: TenantAdmin) -> dict[str, Any]:
+def _hand_made(admin: TenantAdmin, tenant: Tenant) -> dict[str, Any]:
     """The manual guide: app POP3APP, POP.AccessAsApp, consent, a secret, New-ServicePrincipal, FullAccess."""
-    tenant = admin.tenant
     app = admin.graph(
         "POST",
         "/applications",
@@ -91,7 +92,7 @@ def _signs_in(project: Project, client_id: str, secret: str) -> bool:
 
 def test_adopt_then_import_and_up_recreates_nothing(project: Project) -> None:
     graph, exchange, tenant = project.microsoft.graph, project.microsoft.exchange, project.tenant
-    made = _hand_made(TenantAdmin(project.microsoft, tenant))
+    made = _hand_made(tenant_admin(project.microsoft, tenant), tenant)
     app, principal = made["app"], made["principal"]
     project.stack = "adopted"
 

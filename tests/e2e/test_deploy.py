@@ -13,8 +13,9 @@ import pytest
 import requests
 
 from components.outputs import OUTPUT_NAMES, SECRET_OUTPUTS
+from sandbox.engine import Engine
 from sandbox.graph import EXCHANGE_ONLINE_APP_ID, POP_ROLE_ID
-from tests.e2e.harness import SECRET_MASK, Engine, Microsoft, Project, leaked
+from tests.e2e.harness import SECRET_MASK, Microsoft, Project, leaked
 
 # The documented outputs: the contract, which tests/unit/test_program.py checks against an explicit list.
 PLAIN_OUTPUTS = set(OUTPUT_NAMES) - SECRET_OUTPUTS
