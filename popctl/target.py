@@ -16,6 +16,8 @@ from popctl import stack, values
 from popctl.errors import UsageError
 
 SECRET_ENV = "POP3_OAUTH_CLIENT_SECRET"  # noqa: S105 - a variable name
+POP3_HOST_ENV = "POP3_OAUTH_POP3_HOST"
+POP3_PORT_ENV = "POP3_OAUTH_POP3_PORT"
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def resolve_target(
             "(never pass a secret on the command line)"
             + (f", or make sure stack {options.stack} has the clientSecret output" if options.stack else "")
         )
-    port = options.pop3_port or (outputs.pop3_port if outputs else POP3_PORT)
+    port = options.pop3_port or _env_port(environ) or (outputs.pop3_port if outputs else POP3_PORT)
     if not 0 < port < 65536:
         raise UsageError(f"--pop3-port must be 1-65535, got {port}")
     if options.ca_file is not None and not options.ca_file.is_file():
@@ -92,7 +94,10 @@ def resolve_target(
         tenant_id=tenant_id,
         client_id=client_id,
         mailboxes=mailboxes,
-        pop3_host=options.pop3_host or (outputs.pop3_host if outputs else None) or cloud.pop3_host,
+        pop3_host=options.pop3_host
+        or environ.get(POP3_HOST_ENV, "").strip()
+        or (outputs.pop3_host if outputs else None)
+        or cloud.pop3_host,
         pop3_port=port,
         authority_host=authority_host,
         scope=options.scope or (outputs.token_scope if outputs else None) or cloud.exchange_scope,
@@ -102,6 +107,15 @@ def resolve_target(
         or (outputs.service_principal_object_id if outputs else None),
     )
     return target, secret
+
+
+def _env_port(environ: Mapping[str, str]) -> int | None:
+    text = environ.get(POP3_PORT_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise UsageError(f"{POP3_PORT_ENV} must be a port number, got {text!r}")
+    return int(text)
 
 
 def _authority_host(
