@@ -154,6 +154,15 @@ class DovecotServer:
         return HOST
 
     @property
+    def pid(self) -> int | None:
+        """The Dovecot master process's id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
     def message_count(self) -> int:
         return len(self.messages)
 
