@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import signal
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -70,7 +71,17 @@ def serve(workspace: Workspace) -> int:
         introspection_credentials=credentials,
         log=log.write,
     )
-    emulator.start()
+    try:
+        emulator.start()
+    except OSError as error:
+        log.write(f"cannot listen on 127.0.0.1:{ports.emulator}: {error}")
+        print(
+            f"sandbox: port {ports.emulator} on 127.0.0.1, recorded for this sandbox, is taken ({error}); "
+            "end what holds it, or `scripts/sandbox --down` to pick new ports",
+            file=sys.stderr,
+        )
+        workspace.pidfile.unlink(missing_ok=True)
+        return 1
     dovecot: DovecotServer | None = None
     try:
         tenant = workspace.tenant()
