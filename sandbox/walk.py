@@ -67,6 +67,7 @@ class Walk:
     transcript: list[str] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    secrets: set[str] = field(default_factory=set)
 
     # --- output ---------------------------------------------------------------------------------------
     def say(self, text: str = "") -> None:
@@ -216,6 +217,7 @@ class Walk:
         registrations = self.admin().exchange("Get-ServicePrincipal", {})["value"]
         if not any(r.get("ObjectId") == outputs["servicePrincipalObjectId"] for r in registrations):
             raise StepFailed("Exchange has no registration under the service principal's object id")
+        self.client_secret()
         created = _count(up.output, "created")
         return f"{created} resources: app, SP, consent, 3 secrets, Exchange registration, 2 x FullAccess"
 
@@ -260,6 +262,7 @@ class Walk:
 
     def rotation(self) -> str:
         before = self.outputs()
+        previous_secret = self.client_secret()
         moment = parse_rfc3339(before["nextSecretRotationAt"]) + timedelta(hours=1)
         at = to_rfc3339(moment)
         current = _current_key(before)
@@ -273,7 +276,9 @@ class Walk:
             self.sandbox_command("clock", "set", at)
             self.run(["pulumi", "up", "--yes", "--stack", STACK, "--non-interactive"], extra_env=moved)
             after = self.outputs()
+            self.client_secret()
             self.run(["python", "-m", "popctl", "verify", "--stack", STACK], extra_env=moved)
+            previous_valid = self.signs_in(after["clientId"], previous_secret)
         finally:
             self.say("# back to the real clock everywhere")
             self.sandbox_command("clock", "reset")
@@ -281,8 +286,10 @@ class Walk:
         statuses = {s["keyId"]: s["status"] for s in after["secrets"]}
         if new == current or statuses.get(current) != "previous":
             raise StepFailed(f"no rotation: current key {current} -> {new}, statuses {statuses}")
+        if not previous_valid:
+            raise StepFailed("the previous secret, which the ERP still uses, no longer signs in")
         self.run(["python", "-m", "popctl", "verify", "--stack", STACK])
-        return "one new secret issued, the previous still valid; logins work at the moved time and after"
+        return "a new secret issued, the previous one still signs in; logins work at the moved time and after"
 
     def fleet(self) -> str:
         report = self.run(["python", "-m", "popctl", "fleet", "--no-progress"])
@@ -300,11 +307,32 @@ class Walk:
         return "app, service principal, consent, secrets, Exchange registration and permissions all gone"
 
     # --- closing --------------------------------------------------------------------------------------
+    def client_secret(self) -> str:
+        """The stack's current client secret, read quietly and remembered for the transcript check."""
+        secret = str(self.outputs(show_secrets=True).get("clientSecret") or "")
+        self.secrets.add(secret)
+        return secret
+
+    def signs_in(self, client_id: str, secret: str) -> bool:
+        """Whether the emulated Entra issues a POP3 token for ``client_id`` with ``secret`` now."""
+        admin = self.admin()
+        response = admin.session.post(
+            f"{admin.entra_url}/{admin.tenant_id}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+                "scope": "https://outlook.office365.com/.default",
+            },
+            timeout=30,
+        )
+        return response.status_code == 200
+
     def check_no_secret_shown(self) -> bool:
         """Whether a secret value appears in the transcript (then a failure outcome is recorded)."""
-        values = [self.workspace.deployer_secret()]
-        with contextlib.suppress(StepFailed, ValueError, OSError):
-            values.append(str(self.outputs(show_secrets=True).get("clientSecret") or ""))
+        values = [self.workspace.deployer_secret(), *self.secrets]
+        with contextlib.suppress(StepFailed, ValueError, OSError, KeyError):
+            values.append(self.client_secret())
         text = "\n".join(self.transcript)
         shown = [value for value in values if value and value in text]
         if shown:
