@@ -64,14 +64,18 @@ def is_ready(workspace: Workspace) -> bool:
     runtime = workspace.runtime()
     if running_pid(workspace) is None or runtime is None:
         return False
+    session = requests.Session()
+    session.trust_env = False  # no proxy of the user's between us and 127.0.0.1
     try:
-        response = requests.get(
+        response = session.get(
             f"{runtime['emulatorUrl']}/metadata/endpoints?api-version=2022-09-01",
             verify=str(workspace.certs / "ca.pem"),
             timeout=5,
         )
     except requests.RequestException:
         return False
+    finally:
+        session.close()
     return response.status_code == 200
 
 
@@ -164,6 +168,10 @@ def env_lines(workspace: Workspace, engine: Engine) -> list[str]:
             lines.append(f'export ARM_CLIENT_SECRET="$(cat {shlex.quote(str(workspace.secret_file))})"')
         else:
             lines.append(f"export {name}={shlex.quote(value)}")
+    # A proxy of the user's must not stand between the commands and 127.0.0.1.
+    lines.append(
+        'export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost"'
+    )
     lines.append(f"cd {shlex.quote(str(workspace.project))}")
     return lines
 
