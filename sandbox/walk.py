@@ -356,8 +356,10 @@ class Walk:
             self.say("\nThe sandbox keeps running, the tenant deployed. Paste these lines into your shell:\n")
             for line in control.env_lines(self.workspace, self.engine):
                 self.say(line)
+            script = ROOT / "scripts" / "sandbox"
             self.say("\nthen e.g. `pulumi preview --refresh`, `python -m popctl verify --stack sandbox`;")
-            self.say("`scripts/sandbox --down` stops it and deletes its state.")
+            self.say(f"`{script} status`, `{script} clock set T` and `{script} --down` (stops it, deletes")
+            self.say("its state) work from anywhere.")
             return
         control.stop_daemon(self.workspace)
         where = self.workspace.run
