@@ -8,6 +8,9 @@ Routes, by path, on one port:
 - ``POST /sandbox/pop3/introspect/{mailbox}``: the POP3 server's question "may this token open this
   mailbox?" (form field ``token``; HTTP Basic credentials when the emulator has some), answered
   ``{"active": true|false, "username": "{mailbox}"}`` by :class:`sandbox.pop_access.PopAccess`;
+- ``GET|POST /devicelogin``: the page a device-code sign-in (``popctl login``) sends the administrator to: a
+  form taking the code and the account to sign in as (no password: the sandbox has none), which approves the
+  pending sign-in;
 - everything else: the Entra token service (:class:`sandbox.entra.EntraFake`: OpenID discovery, JWKS,
   client credentials, device code, refresh tokens).
 
@@ -36,10 +39,16 @@ from sandbox.state import StateFile, export_state, import_state
 from sandbox.tls import HttpRequest, HttpResponse, HttpsServer, TestCertificates
 
 INTROSPECTION_PATH = "/sandbox/pop3/introspect/"
+DEVICE_LOGIN_PATH = "/devicelogin"
+DEVICE_LOGIN_FORM = """<!doctype html><title>Sign in to the pop3-oauth sandbox</title>
+<form method="post"><p>Code <input name="user_code"></p>
+<p>Account <input name="upn" placeholder="admin@sanitaetshaus-muster.example"></p>
+<p><button>Sign in</button></p></form>
+"""
 
 
 def service_of(path: str) -> str:
-    """Which service serves ``path``: ``graph``, ``exchange``, ``introspection`` or ``entra``."""
+    """Which service serves ``path``: graph, exchange, introspection, devicelogin or entra."""
     head = path.lstrip("/").split("/", 1)[0]
     if path == METADATA_PATH or head in API_VERSIONS:
         return "graph"
@@ -47,6 +56,8 @@ def service_of(path: str) -> str:
         return "exchange"
     if path.startswith(INTROSPECTION_PATH):
         return "introspection"
+    if path == DEVICE_LOGIN_PATH:
+        return "devicelogin"
     return "entra"
 
 
@@ -164,6 +175,8 @@ class Emulator:
         with self._lock:
             if service == "introspection":
                 response = self._introspect(request)
+            elif service == "devicelogin":
+                response = self._device_login(request)
             else:
                 handler = {"graph": self.graph.handle, "exchange": self.exchange.handle}.get(
                     service, self.entra.handle
@@ -185,6 +198,24 @@ class Emulator:
         verdict = "allowed" if decision.allowed else f"refused: {decision.reason}"
         self._log(f"POP3 login {mailbox} (app {decision.client_id or '?'}): {verdict}")
         return _json(200, {"active": decision.allowed, "username": mailbox})
+
+    def _device_login(self, request: HttpRequest) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponse(200, DEVICE_LOGIN_FORM.encode(), {"Content-Type": "text/html; charset=utf-8"})
+        form = request.form()
+        code, upn = form.get("user_code", "").strip().upper(), form.get("upn", "").strip()
+        if not code or "@" not in upn:
+            return _text(400, "Give the code the sign-in printed and an account such as admin@<domain>.\n")
+        try:
+            self.entra.approve_device_code(code, upn)
+        except KeyError:
+            return _text(404, f"No pending sign-in has the code {code}.\n")
+        self._log(f"device-code sign-in {code} approved as {upn}")
+        return _text(200, f"Signed in as {upn}; return to the command line.\n")
+
+
+def _text(status: int, text: str) -> HttpResponse:
+    return HttpResponse(status, text.encode(), {"Content-Type": "text/plain; charset=utf-8"})
 
 
 def _json(status: int, payload: dict[str, object]) -> HttpResponse:
