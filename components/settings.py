@@ -58,6 +58,7 @@ SETTINGS: dict[str, SettingSpec] = {
     "tags": SettingSpec("array", ()),
     "adoptedSecrets": SettingSpec("array", ()),
     "allowDuplicateAppName": SettingSpec("boolean", False),
+    "deployersOwnApp": SettingSpec("boolean", True),
 }
 KNOWN_KEYS = tuple(SETTINGS)
 
@@ -100,6 +101,7 @@ class StackSettings:
     tags: tuple[str, ...] = ()
     adopted_secrets: tuple[AdoptedSecret, ...] = ()
     allow_duplicate_app_name: bool = False
+    deployers_own_app: bool = True
 
 
 def is_mailbox(value: str) -> bool:
@@ -262,6 +264,7 @@ def load_settings(raw: Mapping[str, Any]) -> StackSettings:
 
     adopted = _adopted_secrets(reader)
     allow_duplicate_app_name = reader.boolean("allowDuplicateAppName", False)
+    deployers_own_app = reader.boolean("deployersOwnApp", True)
 
     if reader.problems:
         raise SettingsError(reader.problems)
@@ -280,6 +283,7 @@ def load_settings(raw: Mapping[str, Any]) -> StackSettings:
         tags=tuple(tags),
         adopted_secrets=tuple(adopted),
         allow_duplicate_app_name=allow_duplicate_app_name,
+        deployers_own_app=deployers_own_app,
     )
 
 
