@@ -10,7 +10,7 @@ module checks them in this order, the first failure being the reason given:
 3. Exchange knows the service principal: a registration (``New-ServicePrincipal``) with the token's app id
    under the object id of the token (``oid``, the enterprise application's object id - a registration
    under the app registration's object id is the classic mistake and does not count);
-4. the mailbox exists in the token's tenant and has POP enabled;
+4. the mailbox the login name names (any of its addresses) exists in the token's tenant, POP enabled;
 5. that registration holds FullAccess on that mailbox.
 
 An app token names no mailbox; the POP3 login name says which one. The Dovecot of the sandbox asks
@@ -76,7 +76,7 @@ class PopAccess:
                     f"app {client_id} is registered in Exchange under object id {wrong}, "
                     f"not its service principal's {object_id}"
                 )
-            found = tenant.mailboxes.get(mailbox.lower())
+            found = next((m for m in tenant.mailboxes.values() if m.known_as(mailbox)), None)
             if found is None:
                 return refuse(f"no mailbox {mailbox} in tenant {tenant_id}")
             if not found.pop_enabled:

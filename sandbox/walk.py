@@ -219,7 +219,7 @@ class Walk:
             raise StepFailed("Exchange has no registration under the service principal's object id")
         self.client_secret()
         created = _count(up.output, "created")
-        return f"{created} resources: app, SP, consent, 3 secrets, Exchange registration, 2 x FullAccess"
+        return f"{created} resources: app, SP, consent, 3 secrets, Exchange registration, FullAccess on both"
 
     def verify(self) -> str:
         result = self.run(["python", "-m", "popctl", "verify", "--stack", STACK])
@@ -251,8 +251,7 @@ class Walk:
         if f"FAIL {mailbox}" not in refused.output:
             raise StepFailed(f"verify did not report {mailbox} as refused")
         preview = self.run(["pulumi", "preview", "--refresh", "--stack", STACK, "--non-interactive"])
-        planned = [line for line in preview.output.splitlines() if line.rstrip().endswith(" create")]
-        if not any(f"pop3-fullaccess-{mailbox}" in line for line in planned):
+        if not _plans_change(preview.output, "pop3-mailbox-access"):
             raise StepFailed("pulumi preview --refresh did not plan to restore the removed FullAccess")
         self.run(["pulumi", "up", "--refresh", "--yes", "--stack", STACK, "--non-interactive"])
         self.run(["python", "-m", "popctl", "verify", "--stack", STACK])
@@ -405,6 +404,14 @@ def _venv() -> Path:
 def _count(output: str, word: str) -> int:
     match = re.search(rf"\+ (\d+) {word}", output)
     return int(match.group(1)) if match else 0
+
+
+def _plans_change(preview: str, resource: str) -> bool:
+    """Whether ``pulumi preview`` output plans a create, update or replace of the resource ``resource``."""
+    return any(
+        re.search(rf"\s{re.escape(resource)} (create|update|replace)\s*$", line)
+        for line in preview.splitlines()
+    )
 
 
 def _current_key(outputs: Mapping[str, Any]) -> str:

@@ -36,7 +36,7 @@ def _revoke_full_access(world: World) -> None:
 
 
 def _disable_pop(world: World) -> None:
-    world.emulator.exchange.tenant(world.tenant.tenant_id).mailboxes[MAILBOXES[0]].pop_enabled = False
+    world.emulator.exchange.mailbox(world.tenant.tenant_id, MAILBOXES[0]).pop_enabled = False
 
 
 @pytest.mark.parametrize(
