@@ -26,6 +26,7 @@ from sandbox.workspace import SANDBOX_DIR_ENV, STACK, Workspace
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
+PIDFILE_GRACE = 5.0
 FOREIGN_VARIABLES = (
     "PULUMI_ACCESS_TOKEN",
     "PULUMI_CONFIG_PASSPHRASE",
@@ -96,15 +97,16 @@ def start(workspace: Workspace, *, timeout: float = START_TIMEOUT) -> bool:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
         if is_ready(workspace):
             return True
-        if running_pid(workspace) is None and time.monotonic() > deadline - timeout + 2:
+        # The daemon writes its pidfile first thing: none after a grace period means it has died.
+        if running_pid(workspace) is None and time.monotonic() - started > PIDFILE_GRACE:
             break
         time.sleep(0.2)
     tail = _tail(workspace.daemon_log)
-    raise SandboxError(f"the sandbox did not start within {timeout:.0f} s; its log ends:\n{tail}")
+    raise SandboxError(f"the sandbox did not start (waited up to {timeout:.0f} s); its log ends:\n{tail}")
 
 
 def stop_daemon(workspace: Workspace) -> bool:
@@ -205,6 +207,9 @@ def _end(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _alive(pid: int) -> bool:

@@ -106,14 +106,14 @@ class Walk:
         captured: list[str] = []
         started = last = time.monotonic()
         while True:
+            if time.monotonic() - started > COMMAND_TIMEOUT:
+                process.kill()
+                process.wait(timeout=10)
+                raise StepFailed(f"{text} ran longer than {COMMAND_TIMEOUT:.0f} s")
             try:
                 line = lines.get(timeout=1.0)
             except queue.Empty:
                 now = time.monotonic()
-                if now - started > COMMAND_TIMEOUT:
-                    process.kill()
-                    process.wait(timeout=10)
-                    raise StepFailed(f"{text} ran longer than {COMMAND_TIMEOUT:.0f} s") from None
                 if not quiet and now - last > HEARTBEAT_SECONDS:
                     self.say(f"    ... still running ({now - started:.0f} s)")
                     last = now
