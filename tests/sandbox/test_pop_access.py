@@ -58,6 +58,14 @@ def test_each_condition_taken_away_refuses_with_its_reason(
     assert reason in decision.reason
 
 
+def test_a_mailbox_opens_under_any_of_its_addresses(world: World) -> None:
+    exchange, tenant_id = world.emulator.exchange, world.tenant.tenant_id
+    exchange.readdress_mailbox(tenant_id, MAILBOXES[0], "orders@sandbox.example")
+    token = world.token()
+    assert world.emulator.pop_access.decide(token, "orders@sandbox.example").allowed
+    assert world.emulator.pop_access.decide(token, MAILBOXES[0]).allowed, "the old address is an alias"
+
+
 def test_an_unknown_mailbox_and_a_foreign_token_are_refused(world: World) -> None:
     assert "no mailbox" in world.emulator.pop_access.decide(world.token(), "ceo@sandbox.example").reason
     assert not world.emulator.pop_access.decide("not-a-token", MAILBOXES[0]).allowed
