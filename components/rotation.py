@@ -31,10 +31,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from components.settings import MAX_SECRET_LIFETIME_DAYS, SECRET_SLOTS, parse_rfc3339, to_rfc3339
+from components.settings import (
+    LIFETIME_PERIODS,
+    MAX_SECRET_LIFETIME_DAYS,
+    SECRET_SLOTS,
+    parse_rfc3339,
+    to_rfc3339,
+)
 
 GRID_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-LIFETIME_PERIODS = 3
 SECRET_STATUSES = ("current", "previous", "retiring")
 NAME_PREFIX = "pop3-oauth slot"
 # Today's names: "pop3-oauth slot 1 #41 from 2026-12-01 until 2028-05-29" (+ " reissue 2" when forced).
