@@ -18,6 +18,7 @@ from mscloud.errors import Pop3OAuthError
 from mscloud.http import HttpCore, Reply, TokenSource, Transport
 
 API_VERSION = "v1.0"
+BETA = "beta"
 
 
 class GraphError(Pop3OAuthError):
@@ -63,9 +64,12 @@ class GraphClient:
         """``GET {graph}/v1.0/{path}`` and return the JSON object."""
         return self._get(f"{self.base_url}/{path.lstrip('/')}", params)
 
-    def get_all(self, path: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-        """All items of a collection, following ``@odata.nextLink`` (only to the Graph host)."""
-        url = f"{self.base_url}/{path.lstrip('/')}"
+    def get_all(
+        self, path: str, params: Mapping[str, str] | None = None, *, version: str = API_VERSION
+    ) -> list[dict[str, Any]]:
+        """All items of a collection, following ``@odata.nextLink`` (only to the Graph host);
+        ``version`` is ``v1.0`` or ``beta``."""
+        url = f"{self.cloud.graph_url}/{version}/{path.lstrip('/')}"
         return self._http.pages(
             url, lambda link, first: self._get(link, params if first else None), _PathFailures(url)
         )
@@ -94,6 +98,15 @@ class GraphClient:
     def app_role_assignments(self, service_principal_id: str) -> list[dict[str, Any]]:
         """The app roles granted to ``service_principal_id`` (admin consent for application permissions)."""
         return self.get_all(f"servicePrincipals/{quote(service_principal_id, safe='')}/appRoleAssignments")
+
+    def credential_sign_in_activities(self, app_id: str) -> list[dict[str, Any]]:
+        """The beta ``reports/appCredentialSignInActivities`` of ``app_id``'s credentials (one entry per
+        credential and resource, with ``keyId`` and ``signInActivity.lastSignInDateTime``)."""
+        return self.get_all(
+            "reports/appCredentialSignInActivities",
+            {"$filter": f"appId eq '{_odata_string(app_id)}'"},
+            version=BETA,
+        )
 
     def _get(self, url: str, params: Mapping[str, str] | None) -> dict[str, Any]:
         failures = _PathFailures(url)
