@@ -260,6 +260,15 @@ class ExchangeClient:
             return None
         return found[0] | {"PopEnabled": as_bool(found[0].get("PopEnabled"))}
 
+    def get_mailbox(self, mailbox: str) -> dict[str, Any] | None:
+        """The mailbox (``RecipientTypeDetails``: ``UserMailbox``, ``SharedMailbox``, ...), or None when there
+        is no mailbox of that address."""
+        try:
+            found = self.invoke("Get-Mailbox", {"Identity": mailbox})
+        except ExchangeNotFound:
+            return None
+        return found[0] if found else None
+
     def wait_until_visible(self, cmdlet: str, read: Callable[[], T | None]) -> T:
         """Poll ``read`` with a growing delay until it returns a value, within ``lag_timeout_seconds``."""
 

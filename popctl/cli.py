@@ -41,6 +41,10 @@ COMMANDS: dict[str, Command] = {
     "verify": Command(
         "popctl.commands.verify", "log in to each mailbox with POP3 + XOAUTH2 and report what is missing"
     ),
+    "preflight": Command(
+        "popctl.commands.preflight",
+        "read-only checks before the first pulumi up: rights, Exchange Online, mailboxes, secret policies",
+    ),
     "handoff": Command(
         "popctl.commands.handoff", 'the values for Concept Office "Externe Systeme" (German labels)'
     ),

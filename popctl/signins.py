@@ -70,7 +70,11 @@ def graph_reader(stack: str, outputs: Mapping[str, Any]) -> Mapping[str, datetim
     client = GraphClient(tenant_id, get_cloud(cloud).with_overrides(), shared_token_source())
     try:
         entries = client.credential_sign_in_activities(client_id)
-    except GraphAccessDenied:
+    except GraphAccessDenied as denied:
+        if "premium" in denied.code.lower():
+            raise SignInsUnavailable(
+                "the tenant has no Entra ID P1 (premium license), which the credential sign-in report needs"
+            ) from None
         raise SignInsUnavailable(
             f"reading reports/appCredentialSignInActivities was refused: the operator's identity needs "
             f"{REPORT_PERMISSION} (and the tenant Entra ID P1)"

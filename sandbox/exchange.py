@@ -139,6 +139,8 @@ class ExchangeFake:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.writes: list[ExchangeWrite] = []
         self._pages: dict[str, list[dict[str, Any]]] = {}
+        self.recipient_types: dict[tuple[str, str], str] = {}
+        """``RecipientTypeDetails`` by (tenant, address) for Get-Mailbox; unset: ``UserMailbox``."""
         self._lock = threading.RLock()
 
     def counts(self) -> dict[str, int]:
@@ -303,6 +305,7 @@ class ExchangeFake:
             "Get-MailboxPermission": self._get_mailbox_permission,
             "Remove-MailboxPermission": self._remove_mailbox_permission,
             "Get-CASMailbox": self._get_cas_mailbox,
+            "Get-Mailbox": self._get_mailbox,
         }
         if cmdlet not in handlers:
             raise CmdletError(400, f"The term '{cmdlet}' is not recognized as the name of a cmdlet.")
@@ -441,6 +444,19 @@ class ExchangeFake:
                 "PopEnabled": mailbox.pop_enabled,
                 "ImapEnabled": True,
                 "PopUseProtocolDefaults": True,
+            }
+        ]
+
+    def _get_mailbox(self, tenant: FakeTenant, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+        mailbox = self._mailbox(tenant, str(parameters["Identity"]))
+        tenant_id = next(key for key, value in self.tenants.items() if value is tenant)
+        kind = self.recipient_types.get((tenant_id, mailbox.address.lower()), "UserMailbox")
+        return [
+            {
+                "Identity": mailbox.address.split("@")[0],
+                "PrimarySmtpAddress": mailbox.address,
+                "RecipientTypeDetails": kind,
+                "ExchangeGuid": str(uuid.uuid5(uuid.NAMESPACE_URL, mailbox.address.lower())),
             }
         ]
 
