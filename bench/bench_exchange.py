@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from components.exchange.providers import MailboxPermissionProvider, ServicePrincipalRegistrationProvider
+from components.exchange.providers import MailboxAccessProvider, ServicePrincipalRegistrationProvider
 from mscloud.auth import shared_token_source
 from mscloud.clouds import CLOUDS
 from sandbox.entra import EXCHANGE_RESOURCE, EntraFake
@@ -81,9 +81,9 @@ def report_operations(entra: EntraFake, exchange: ExchangeFake) -> None:
     ids = new_tenant(entra, exchange)
     tenant_id = ids["tenant_id"]
     exchange.add_mailbox(tenant_id, MAILBOXES[0])
-    registration, permission = ServicePrincipalRegistrationProvider(), MailboxPermissionProvider()
+    registration, permission = ServicePrincipalRegistrationProvider(), MailboxAccessProvider()
     sp = {**ids, "display_name": "POP3APP"}
-    grant = {**ids, "mailbox": MAILBOXES[0], "user": ids["object_id"], "access_rights": ["FullAccess"]}
+    grant = {**ids, "mailboxes": MAILBOXES[:1], "user": ids["object_id"], "access_rights": ["FullAccess"]}
     sp_outputs: dict[str, Any] = {}
     grant_outputs: dict[str, Any] = {}
 
@@ -92,9 +92,9 @@ def report_operations(entra: EntraFake, exchange: ExchangeFake) -> None:
         grant_outputs.update(permission.create(grant).outs or {})
 
     operations: list[tuple[str, Callable[[], object]]] = [
-        ("first call (token + create registration + permission)", create_both),
+        ("first call (token + create registration + access, 1 mailbox)", create_both),
         ("read registration", lambda: registration.read(ids["object_id"], sp_outputs)),
-        ("read permission", lambda: permission.read("id", grant_outputs)),
+        ("read mailbox access (1 mailbox)", lambda: permission.read("id", grant_outputs)),
         ("diff registration", lambda: registration.diff("id", sp_outputs, sp)),
         ("update registration", lambda: registration.update(ids["object_id"], sp_outputs, sp)),
     ]
@@ -119,34 +119,30 @@ def report_operations(entra: EntraFake, exchange: ExchangeFake) -> None:
         print(f"  {name:<55} {elapsed * 1000:6.2f} ms  ratio {elapsed / bare:4.2f}")
 
 
-def permission_read(outputs: dict[str, Any]) -> Callable[[], object]:
-    return lambda: MailboxPermissionProvider().read("id", outputs)
-
-
 def report_drift_check(entra: EntraFake, exchange: ExchangeFake) -> None:
     ids = new_tenant(entra, exchange)
     tenant_id = ids["tenant_id"]
     exchange.add_service_principal(tenant_id, ids["app_id"], ids["object_id"], "POP3APP")
-    sp_outputs = {**ids, "display_name": "POP3APP"}
-    names = sorted({ids["object_id"], ids["app_id"], "POP3APP"})
-    reads: list[Callable[[], object]] = [
-        lambda: ServicePrincipalRegistrationProvider().read(ids["object_id"], sp_outputs)
-    ]
     for mailbox in MAILBOXES:
         exchange.add_mailbox(tenant_id, mailbox)
-        exchange.grant(tenant_id, mailbox, ids["object_id"], {"FullAccess"})
-        outputs = {**ids, "mailbox": mailbox, "user": ids["object_id"], "access_rights": ["FullAccess"]}
-        outputs["principal_names"] = names
-        reads.append(permission_read(outputs))
+    access = {**ids, "mailboxes": list(MAILBOXES), "user": ids["object_id"], "access_rights": ["FullAccess"]}
+    access_outputs = MailboxAccessProvider().create(access).outs or {}
+    sp_outputs = {**ids, "display_name": "POP3APP"}
+    reads: list[Callable[[], object]] = [
+        lambda: ServicePrincipalRegistrationProvider().read(ids["object_id"], sp_outputs),
+        lambda: MailboxAccessProvider().read("id", access_outputs),
+    ]
     exchange.reset_counts()
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda read: read(), reads))
     elapsed = time.perf_counter() - start
     counts = exchange.counts()
+    budget = 1 + 1 + 2 * len(MAILBOXES)
     print(
-        f"\ndrift check, 10 mailboxes + registration on 4 threads: {counts['token']} token request(s), "
-        f"{counts['InvokeCommand']} InvokeCommand calls (budget 1 / 11), {elapsed * 1000:.0f} ms"
+        f"\ndrift check, {len(MAILBOXES)} mailboxes + registration: {counts['token']} token request(s), "
+        f"{counts['InvokeCommand']} InvokeCommand calls (budget 1 / {budget + 1}: registration, "
+        f"Get-ServicePrincipal, Get-Mailbox + Get-MailboxPermission per mailbox), {elapsed * 1000:.0f} ms"
     )
 
 

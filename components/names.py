@@ -21,6 +21,8 @@ APPLICATION = "app"
 SERVICE_PRINCIPAL = "sp"
 CONSENT = "pop-consent"
 EXCHANGE_REGISTRATION = "exchange-sp"
+MAILBOX_ACCESS = "mailbox-access"
+DEPLOYERS = "deployers"
 
 
 def child(kind: str, component: str = COMPONENT_NAME) -> str:
@@ -37,6 +39,7 @@ def secret_slot(slot: int, component: str = COMPONENT_NAME) -> str:
 
 
 def mailbox_permission(mailbox: str, component: str = COMPONENT_NAME) -> str:
+    """The first release's per-mailbox resource (``MailboxPermission``), which stacks move away from."""
     return child(f"fullaccess-{mailbox.lower()}", component)
 
 

@@ -61,6 +61,7 @@ SETTINGS: dict[str, SettingSpec] = {
     "adoptedSecrets": SettingSpec("array", ()),
     "allowDuplicateAppName": SettingSpec("boolean", False),
     "maxSecretLifetimeDays": SettingSpec("integer", MAX_SECRET_LIFETIME_DAYS),
+    "deployersOwnApp": SettingSpec("boolean", True),
 }
 KNOWN_KEYS = tuple(SETTINGS)
 
@@ -104,6 +105,7 @@ class StackSettings:
     adopted_secrets: tuple[AdoptedSecret, ...] = ()
     allow_duplicate_app_name: bool = False
     max_secret_lifetime_days: int = MAX_SECRET_LIFETIME_DAYS
+    deployers_own_app: bool = True
 
     @property
     def secret_lifetime_days(self) -> int:
@@ -296,6 +298,7 @@ def load_settings(raw: Mapping[str, Any]) -> StackSettings:
             f"allows; set {key('secretRotationDays')} to at most {longest_rotation_days(max_lifetime)}, or "
             f"raise {key('maxSecretLifetimeDays')} once the tenant's policy allows longer secrets",
         )
+    deployers_own_app = reader.boolean("deployersOwnApp", True)
 
     if reader.problems:
         raise SettingsError(reader.problems)
@@ -315,6 +318,7 @@ def load_settings(raw: Mapping[str, Any]) -> StackSettings:
         adopted_secrets=tuple(adopted),
         allow_duplicate_app_name=allow_duplicate_app_name,
         max_secret_lifetime_days=max_lifetime,
+        deployers_own_app=deployers_own_app,
     )
 
 

@@ -12,8 +12,9 @@ import pulumi
 import pulumi_azuread as azuread
 
 from components import names
-from components.exchange.resources import MailboxPermission, ServicePrincipalRegistration
+from components.exchange.resources import MailboxAccess, ServicePrincipalRegistration
 from components.outputs import SecretRecord, concept_office
+from components.owners import DeployingIdentities
 from components.rotation import Schedule, schedule_of
 from components.secret_slots import SecretSlot, slot_state
 from components.settings import SECRET_SLOTS, StackSettings, to_rfc3339
@@ -41,8 +42,10 @@ class Pop3Tenant(pulumi.ComponentResource):
 
     Declares, under one ``azuread.Provider`` pinned to the tenant: the Application requesting
     POP.AccessAsApp, its ServicePrincipal, the AppRoleAssignment that is the admin consent, three
-    rotating ApplicationPasswords, the Exchange service principal and one FullAccess permission per
-    mailbox. The tenant's Office 365 Exchange Online service principal is looked up, never managed.
+    rotating ApplicationPasswords, the Exchange service principal and FullAccess on the mailboxes (one
+    MailboxAccess for the set, keyed by the mailbox each address names), and the record of the
+    deploying identities that own the app. The tenant's Office 365 Exchange Online service principal is
+    looked up, never managed.
     """
 
     client_id: pulumi.Output[str]
@@ -73,7 +76,7 @@ class Pop3Tenant(pulumi.ComponentResource):
             "Changes made by hand are undone by the next `pulumi up`."
         )
         tags = ["pop3-oauth", f"pop3-oauth-stack:{args.stack}", *settings.tags]
-        owners = list(settings.owners) or None
+        owners = self._owners(name, settings, provider)
 
         app = azuread.Application(
             names.child(names.APPLICATION, name),
@@ -142,16 +145,16 @@ class Pop3Tenant(pulumi.ComponentResource):
             cloud=settings.cloud,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[consent, *passwords]),
         )
-        for mailbox in settings.mailboxes:
-            MailboxPermission(
-                names.mailbox_permission(mailbox, name),
-                tenant_id=settings.tenant_id,
-                mailbox=mailbox,
-                user=service_principal.object_id,
-                access_rights=[FULL_ACCESS],
-                cloud=settings.cloud,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[registration]),
-            )
+        MailboxAccess(
+            names.child(names.MAILBOX_ACCESS, name),
+            tenant_id=settings.tenant_id,
+            user=service_principal.object_id,
+            app_id=app.client_id,
+            mailboxes=settings.mailboxes,
+            access_rights=[FULL_ACCESS],
+            cloud=settings.cloud,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[registration]),
+        )
 
         newest_slot = schedule.apply(lambda s: s.newest.slot)
         newest_value: pulumi.Output[str] = pulumi.Output.all(
@@ -218,6 +221,24 @@ class Pop3Tenant(pulumi.ComponentResource):
             "secretSchedule": schedule.apply(lambda s: s.to_output()),
         }
         self.register_outputs(self.outputs)
+
+    def _owners(
+        self, name: str, settings: StackSettings, provider: azuread.Provider
+    ) -> pulumi.Input[list[str]] | None:
+        """The configured owners, plus every identity that ran ``pulumi up`` here unless
+        ``deployersOwnApp`` is false (``components.owners``); None (the provider's default) for none."""
+        if not settings.deployers_own_app:
+            return list(settings.owners) or None
+        caller = azuread.get_client_config_output(
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=provider)
+        ).object_id
+        deployers = DeployingIdentities(
+            names.child(names.DEPLOYERS, name), caller=caller, opts=pulumi.ResourceOptions(parent=self)
+        )
+        configured = list(settings.owners)
+        return deployers.identities.apply(
+            lambda identities: [*configured, *(i for i in identities if i not in configured)]
+        )
 
     def _password(
         self, name: str, slot: SecretSlot, app: azuread.Application, in_tenant: pulumi.ResourceOptions

@@ -95,6 +95,10 @@ class ExchangeReader(Protocol):
 
     def get_service_principal(self, identity: str) -> dict[str, Any] | None: ...
 
+    def list_service_principals(self) -> list[dict[str, Any]]: ...
+
+    def get_mailbox(self, identity: str) -> dict[str, Any] | None: ...
+
     def get_mailbox_permissions(self, mailbox: str, user: str | None = None) -> list[dict[str, Any]]: ...
 
     def get_cas_mailbox(self, mailbox: str) -> dict[str, Any] | None: ...
@@ -161,6 +165,18 @@ class ExchangeClient:
         """The service principal registration with this AppId, ObjectId or name, or None."""
         try:
             found = self.invoke("Get-ServicePrincipal", {"Identity": identity})
+        except ExchangeNotFound:
+            return None
+        return found[0] if found else None
+
+    def list_service_principals(self) -> list[dict[str, Any]]:
+        """Every service principal registration of the tenant (Get-ServicePrincipal without Identity)."""
+        return self.invoke("Get-ServicePrincipal")
+
+    def get_mailbox(self, identity: str) -> dict[str, Any] | None:
+        """The mailbox an address or id names (Get-Mailbox), or None when there is none."""
+        try:
+            found = self.invoke("Get-Mailbox", {"Identity": identity})
         except ExchangeNotFound:
             return None
         return found[0] if found else None
@@ -259,15 +275,6 @@ class ExchangeClient:
         if not found:
             return None
         return found[0] | {"PopEnabled": as_bool(found[0].get("PopEnabled"))}
-
-    def get_mailbox(self, mailbox: str) -> dict[str, Any] | None:
-        """The mailbox (``RecipientTypeDetails``: ``UserMailbox``, ``SharedMailbox``, ...), or None when there
-        is no mailbox of that address."""
-        try:
-            found = self.invoke("Get-Mailbox", {"Identity": mailbox})
-        except ExchangeNotFound:
-            return None
-        return found[0] if found else None
 
     def wait_until_visible(self, cmdlet: str, read: Callable[[], T | None]) -> T:
         """Poll ``read`` with a growing delay until it returns a value, within ``lag_timeout_seconds``."""

@@ -33,7 +33,7 @@ from mscloud.clouds import (
 from mscloud.errors import Pop3OAuthError
 from mscloud.exchange import ExchangeReader
 from mscloud.graph import GraphClient
-from mscloud.permissions import holds_full_access, points_at, principal_names, registered_object_id
+from mscloud.permissions import holds_full_access, points_at, principal_of, registered_object_id
 from popctl.values import rfc3339
 
 EXPECTED_SIGN_IN_AUDIENCE = "AzureADMyOrg"
@@ -68,6 +68,7 @@ class AdoptionPlan:
     exchange_online_sp_id: str
     consent_id: str | None
     adopted_secrets: tuple[AdoptedSecret, ...]
+    owners: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = field(default=())
 
     def stack_config(self) -> dict[str, Any]:
@@ -77,6 +78,8 @@ class AdoptionPlan:
             config[stack_key("cloud")] = self.cloud
         config[stack_key("appDisplayName")] = self.display_name
         config[stack_key("mailboxes")] = list(self.mailboxes)
+        if self.owners:
+            config[stack_key("owners")] = list(self.owners)
         if self.adopted_secrets:
             config[stack_key("adoptedSecrets")] = [
                 format_adopted_secret(secret) for secret in self.adopted_secrets
@@ -199,6 +202,16 @@ def inspect_setup(
     for mailbox in mailboxes:
         findings += _mailbox_findings(exchange, mailbox, principal, registration)
 
+    owners = _owners(graph, str(app["id"]), principal_id)
+    findings.append(
+        Finding(
+            "owners",
+            ", ".join(owners) if owners else "none",
+            "kept: written to owners, so pulumi up does not remove them"
+            if owners
+            else "pulumi up makes each deploying identity an owner",
+        )
+    )
     secrets, expired = _hand_made_secrets(app, now)
     for secret in secrets:
         findings.append(
@@ -223,8 +236,24 @@ def inspect_setup(
         exchange_online_sp_id=str(exchange_online["id"]),
         consent_id=consent_id,
         adopted_secrets=tuple(secrets),
+        owners=owners,
         findings=tuple(findings),
     )
+
+
+def _owners(graph: GraphClient, app_object_id: str, principal_id: str | None) -> tuple[str, ...]:
+    """The object ids owning the app or its service principal (the azuread provider removes every owner
+    its configuration does not list, so they go into ``owners``), app owners first."""
+    found: list[str] = []
+    paths = [f"/applications/{app_object_id}/owners"]
+    if principal_id is not None:
+        paths.append(f"/servicePrincipals/{principal_id}/owners")
+    for path in paths:
+        for owner in graph.get_all(path, {"$select": "id"}):
+            owner_id = str(owner.get("id") or "").lower()
+            if owner_id and owner_id not in found:
+                found.append(owner_id)
+    return tuple(found)
 
 
 def _find_application(graph: GraphClient, client_id: str | None, display_name: str | None) -> dict[str, Any]:
@@ -369,17 +398,22 @@ def _mailbox_findings(
                 problem=True,
             )
         )
-    names = principal_names(str(principal["id"]), registration) if principal is not None else set()
-    if holds_full_access(exchange.get_mailbox_permissions(mailbox), names):
+    if principal is not None and holds_full_access(
+        exchange, mailbox, principal_of(str(principal["id"]), registration)
+    ):
         findings.append(
-            Finding(subject, "the service principal has FullAccess", "pulumi up adopts the permission")
+            Finding(
+                subject,
+                "the service principal has FullAccess",
+                "pulumi up keeps it, recorded as found in place (pulumi destroy leaves it)",
+            )
         )
     else:
         findings.append(
             Finding(
                 subject,
                 "the service principal has no FullAccess",
-                f"pulumi up grants it (creates {resource_names.mailbox_permission(mailbox)})",
+                f"pulumi up grants it ({resource_names.child(resource_names.MAILBOX_ACCESS)})",
                 problem=True,
             )
         )
@@ -437,6 +471,7 @@ def write_files(plan: AdoptionPlan, stack_file: Path, import_file: Path) -> None
     header = [
         f"Written by `popctl adopt` from the hand-made app {plan.client_id} ({plan.display_name}).",
         "adoptedSecrets: hand-made client secrets, kept and reported until they expire, never managed.",
+        "owners: who owns the app or its service principal today, kept by every pulumi up.",
     ]
     stack_file.parent.mkdir(parents=True, exist_ok=True)
     stack_file.write_text(render_stack_yaml(plan.stack_config(), header), encoding="utf-8")

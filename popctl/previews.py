@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,7 @@ class PreviewRunner(Protocol):
     """
 
     def refresh_preview(self, stack: str) -> PreviewResult:
-        """What ``pulumi refresh --preview-only`` would change: drift made outside the stack."""
+        """What a refresh would change: drift made outside the stack."""
         ...
 
     def preview(self, stack: str) -> PreviewResult:
@@ -200,12 +201,29 @@ class CliPreviewRunner:
         self._timeout = timeout
         self._executable = executable
         self._environ = dict(os.environ if environ is None else environ)
+        self._previews: dict[str, PreviewResult] = {}
+        self._lock = threading.Lock()
 
     def refresh_preview(self, stack: str) -> PreviewResult:
-        return parse_engine_document(self._run(["refresh", "--preview-only", "--json"], stack))
+        """Drift: what ``pulumi preview --refresh`` would change beyond what plain ``pulumi preview`` would.
+
+        Not ``pulumi refresh --preview-only --json``: its steps carry each resource's state from before
+        the read, so drift that only changes outputs (a FullAccess entry revoked on one mailbox) never
+        shows in them. A resource changed by both the refresh and the code counts as pending only.
+        """
+        refreshed = parse_engine_document(self._run(["preview", "--refresh", "--json"], stack))
+        pending = {change.urn for change in self.preview(stack).changes}
+        return PreviewResult(tuple(change for change in refreshed.changes if change.urn not in pending))
 
     def preview(self, stack: str) -> PreviewResult:
-        return parse_engine_document(self._run(["preview", "--json"], stack))
+        """What the next ``pulumi up`` would do; asked once per stack and runner."""
+        with self._lock:
+            known = self._previews.get(stack)
+        if known is None:
+            known = parse_engine_document(self._run(["preview", "--json"], stack))
+            with self._lock:
+                self._previews[stack] = known
+        return known
 
     def outputs(self, stack: str) -> Mapping[str, Any]:
         document = self._run(["stack", "output", "--json"], stack)
@@ -233,9 +251,10 @@ RECORDED_FILES = {"refresh": "refresh.json", "preview": "preview.json", "outputs
 class RecordedPreviewRunner:
     """Answers from JSON files recorded earlier: ``<directory>/<stack>/{refresh,preview,outputs}.json``.
 
-    ``refresh.json`` and ``preview.json`` hold what ``pulumi refresh --preview-only --json`` and
-    ``pulumi preview --json`` print; ``outputs.json`` what ``pulumi stack output --json`` prints. A file
-    holding ``{"error": "<reason>"}`` stands for a failed run, and a missing file is a failure too.
+    ``refresh.json`` holds the drift as an engine document (what ``pulumi preview --refresh --json`` prints,
+    less the steps ``preview.json`` has too), ``preview.json`` what ``pulumi preview --json`` prints;
+    ``outputs.json`` what ``pulumi stack output --json`` prints. A file holding ``{"error": "<reason>"}``
+    stands for a failed run, and a missing file is a failure too.
     """
 
     def __init__(self, directory: Path) -> None:

@@ -28,7 +28,7 @@ from mscloud.causes import Cause
 from mscloud.entra import AppTokenRequest, TokenClaims, TokenRequestFailed, fresh_app_token
 from mscloud.errors import Pop3OAuthError
 from mscloud.exchange import ExchangeClient, ExchangeReader
-from mscloud.permissions import holds_full_access, points_at, principal_names, registered_object_id
+from mscloud.permissions import holds_full_access, points_at, principal_of, registered_object_id
 from mscloud.retry import Backoff, Retry, RetryPolicy, Wait
 from popctl.pop3 import DEFAULT_TIMEOUT, MailboxStatus, Pop3Error, Pop3LoginRefused, read_mailbox_status
 from popctl.target import Target
@@ -425,8 +425,10 @@ def diagnose_refused_login(
         causes.append(Cause.MAILBOX_NOT_FOUND)
         findings.append(f"Exchange has no mailbox {mailbox}")
         return causes[0], findings
-    names = principal_names(service_principal_object_id, registration, client_id)
-    if not holds_full_access(exchange.get_mailbox_permissions(mailbox), names):
+    object_id = service_principal_object_id or (registered_object_id(registration) if registration else "")
+    if not holds_full_access(
+        exchange, mailbox, principal_of(object_id or client_id, registration, client_id)
+    ):
         causes.append(Cause.FULLACCESS_MISSING)
         findings.append(f"the app has no FullAccess on {mailbox}")
     else:

@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -79,6 +80,17 @@ class ExchangeFaults:
 
 
 @dataclass(frozen=True)
+class AccessLoss:
+    """FullAccess of ``user`` (a service principal object id) on mailbox ``guid`` went away at ``seq``."""
+
+    seq: int
+    tenant_id: str
+    guid: str
+    address: str
+    user: str
+
+
+@dataclass(frozen=True)
 class ExchangeWrite:
     """A cmdlet that changed something; ``seq`` is ``time.monotonic_ns()`` (the Graph fake's clock too)."""
 
@@ -99,10 +111,24 @@ class FakeServicePrincipal:
 
 @dataclass
 class FakeMailbox:
+    """A mailbox: ``address`` is its primary SMTP address, ``aliases`` its other ones; ``guid`` its
+    ExchangeGuid and ``directory_id`` its ExternalDirectoryObjectId never change."""
+
     address: str
     pop_enabled: bool = True
     permissions: dict[str, set[str]] = field(default_factory=dict)
     invisible_reads: dict[str, int] = field(default_factory=dict)
+    aliases: set[str] = field(default_factory=set)
+    guid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    directory_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    recipient_type: str = "UserMailbox"
+
+    def known_as(self, identity: str) -> bool:
+        """Whether ``identity`` names this mailbox (an address, the ExchangeGuid or the directory id)."""
+        wanted = identity.lower()
+        return wanted in {self.address.lower(), self.guid, self.directory_id} | {
+            alias.lower() for alias in self.aliases
+        }
 
 
 @dataclass
@@ -126,7 +152,8 @@ class ExchangeFake:
 
     Set :attr:`base_url` to the server's URL before the first request (paging links use it).
     ``requests`` counts ``InvokeCommand`` requests (pages included); ``cmdlets`` counts per cmdlet;
-    ``writes`` logs every cmdlet that succeeded and was not a ``Get-`` (for ordering checks).
+    ``writes`` logs every cmdlet that succeeded and was not a ``Get-`` (for ordering checks);
+    ``access_losses`` every moment a service principal lost FullAccess on a mailbox, by any means.
     """
 
     def __init__(self, entra: EntraFake) -> None:
@@ -138,9 +165,8 @@ class ExchangeFake:
         self.cmdlets: Counter[str] = Counter()
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.writes: list[ExchangeWrite] = []
+        self.access_losses: list[AccessLoss] = []
         self._pages: dict[str, list[dict[str, Any]]] = {}
-        self.recipient_types: dict[tuple[str, str], str] = {}
-        """``RecipientTypeDetails`` by (tenant, address) for Get-Mailbox; unset: ``UserMailbox``."""
         self._lock = threading.RLock()
 
     def counts(self) -> dict[str, int]:
@@ -158,9 +184,33 @@ class ExchangeFake:
         with self._lock:
             return self.tenants.setdefault(tenant_id.lower(), FakeTenant())
 
-    def add_mailbox(self, tenant_id: str, address: str, *, pop_enabled: bool = True) -> FakeMailbox:
-        mailbox = FakeMailbox(address=address, pop_enabled=pop_enabled)
-        self.tenant(tenant_id).mailboxes[address.lower()] = mailbox
+    def add_mailbox(
+        self,
+        tenant_id: str,
+        address: str,
+        *,
+        pop_enabled: bool = True,
+        aliases: Iterable[str] = (),
+        recipient_type: str = "UserMailbox",
+    ) -> FakeMailbox:
+        mailbox = FakeMailbox(
+            address=address, pop_enabled=pop_enabled, aliases=set(aliases), recipient_type=recipient_type
+        )
+        self.tenant(tenant_id).mailboxes[mailbox.guid] = mailbox
+        return mailbox
+
+    def mailbox(self, tenant_id: str, identity: str) -> FakeMailbox:
+        """The mailbox ``identity`` (any of its addresses or ids) names; KeyError when there is none."""
+        for mailbox in self.tenant(tenant_id).mailboxes.values():
+            if mailbox.known_as(identity):
+                return mailbox
+        raise KeyError(identity)
+
+    def readdress_mailbox(self, tenant_id: str, identity: str, new_address: str) -> FakeMailbox:
+        """Out of band: make ``new_address`` the primary address; the old one stays as an alias."""
+        mailbox = self.mailbox(tenant_id, identity)
+        mailbox.aliases = (mailbox.aliases | {mailbox.address}) - {new_address}
+        mailbox.address = new_address
         return mailbox
 
     def add_service_principal(self, tenant_id: str, app_id: str, object_id: str, display_name: str) -> None:
@@ -182,16 +232,31 @@ class ExchangeFake:
 
     def grant(self, tenant_id: str, mailbox: str, user: str, rights: set[str]) -> None:
         """Out of band: give ``user`` (a service principal object id) ``rights`` on ``mailbox``."""
-        self.tenant(tenant_id).mailboxes[mailbox.lower()].permissions.setdefault(user.lower(), set()).update(
-            rights
-        )
+        self.mailbox(tenant_id, mailbox).permissions.setdefault(user.lower(), set()).update(rights)
 
     def revoke(self, tenant_id: str, mailbox: str, user: str) -> None:
         """Out of band: remove ``user``'s whole access control entry from ``mailbox``."""
-        self.tenant(tenant_id).mailboxes[mailbox.lower()].permissions.pop(user.lower(), None)
+        found = self.mailbox(tenant_id, mailbox)
+        held = found.permissions.pop(user.lower(), set())
+        self._note_loss(tenant_id, found, user, held, set())
 
     def rights(self, tenant_id: str, mailbox: str, user: str) -> set[str]:
-        return set(self.tenant(tenant_id).mailboxes[mailbox.lower()].permissions.get(user.lower(), set()))
+        return set(self.mailbox(tenant_id, mailbox).permissions.get(user.lower(), set()))
+
+    def losses(self, tenant_id: str) -> list[AccessLoss]:
+        """Every loss of FullAccess in ``tenant_id`` so far, oldest first."""
+        with self._lock:
+            return [loss for loss in self.access_losses if loss.tenant_id == tenant_id.lower()]
+
+    def _note_loss(
+        self, tenant_id: str, mailbox: FakeMailbox, user: str, before: set[str], after: set[str]
+    ) -> None:
+        if "FullAccess" in before and "FullAccess" not in after:
+            self.access_losses.append(
+                AccessLoss(
+                    time.monotonic_ns(), tenant_id.lower(), mailbox.guid, mailbox.address, user.lower()
+                )
+            )
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         """Serve one HTTP request (the ``HttpsServer`` handler)."""
@@ -371,10 +436,29 @@ class ExchangeFake:
         return []
 
     def _mailbox(self, tenant: FakeTenant, identity: str) -> FakeMailbox:
-        mailbox = tenant.mailboxes.get(identity.lower())
-        if mailbox is None:
-            raise self._not_found(identity)
-        return mailbox
+        for mailbox in tenant.mailboxes.values():
+            if mailbox.known_as(identity):
+                return mailbox
+        raise self._not_found(identity)
+
+    def _get_mailbox(self, tenant: FakeTenant, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+        mailbox = self._mailbox(tenant, str(parameters["Identity"]))
+        return [
+            {
+                "Identity": mailbox.address.split("@")[0],
+                "Name": mailbox.address.split("@")[0],
+                "DisplayName": mailbox.address.split("@")[0].upper(),
+                "PrimarySmtpAddress": mailbox.address,
+                "EmailAddresses": [
+                    f"SMTP:{mailbox.address}",
+                    *(f"smtp:{a}" for a in sorted(mailbox.aliases)),
+                ],
+                "ExchangeGuid": mailbox.guid,
+                "ExternalDirectoryObjectId": mailbox.directory_id,
+                "Guid": str(uuid.uuid5(uuid.NAMESPACE_OID, mailbox.guid)),
+                "RecipientTypeDetails": mailbox.recipient_type,
+            }
+        ]
 
     def _add_mailbox_permission(self, tenant: FakeTenant, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         mailbox = self._mailbox(tenant, str(parameters["Identity"]))
@@ -424,6 +508,7 @@ class ExchangeFake:
         rights = parameters.get("AccessRights") or []
         rights = {rights} if isinstance(rights, str) else set(rights)
         held = mailbox.permissions.get(key, set())
+        before = set(held)
         if not held & rights:
             raise CmdletError(
                 400,
@@ -433,6 +518,8 @@ class ExchangeFake:
         held -= rights
         if not held:
             mailbox.permissions.pop(key, None)
+        tenant_id = next(tid for tid, known in self.tenants.items() if known is tenant)
+        self._note_loss(tenant_id, mailbox, key, before, held)
         return []
 
     def _get_cas_mailbox(self, tenant: FakeTenant, parameters: dict[str, Any]) -> list[dict[str, Any]]:
@@ -444,19 +531,6 @@ class ExchangeFake:
                 "PopEnabled": mailbox.pop_enabled,
                 "ImapEnabled": True,
                 "PopUseProtocolDefaults": True,
-            }
-        ]
-
-    def _get_mailbox(self, tenant: FakeTenant, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-        mailbox = self._mailbox(tenant, str(parameters["Identity"]))
-        tenant_id = next(key for key, value in self.tenants.items() if value is tenant)
-        kind = self.recipient_types.get((tenant_id, mailbox.address.lower()), "UserMailbox")
-        return [
-            {
-                "Identity": mailbox.address.split("@")[0],
-                "PrimarySmtpAddress": mailbox.address,
-                "RecipientTypeDetails": kind,
-                "ExchangeGuid": str(uuid.uuid5(uuid.NAMESPACE_URL, mailbox.address.lower())),
             }
         ]
 

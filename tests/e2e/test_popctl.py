@@ -94,4 +94,4 @@ def test_fleet_reports_in_sync_then_drift(deployed: Project) -> None:
     assert drifted.code != 0
     [tenant] = drifted.json()
     assert tenant["status"] == "drift", drifted.describe()
-    assert [change["resource"] for change in tenant["drift"]] == [f"pop3-fullaccess-{MAILBOX}"]
+    assert [change["resource"] for change in tenant["drift"]] == ["pop3-mailbox-access"]

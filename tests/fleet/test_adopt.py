@@ -43,6 +43,9 @@ def hand_made(
     key_id = app.add_password("Concept Office", "2026-01-31T10:15:30.1234567Z", HAND_MADE_SECRET)
     app.add_password("first try", "2024-12-01T00:00:00Z", "Old8Q~expired-secret")
     principal = fakes.graph.add_service_principal(TENANT, app.app_id, "POP3APP")
+    admin = fakes.graph.add_user(TENANT, "it-admin@contoso.de")
+    app.owners.append(admin)
+    principal.owners.extend([admin, fakes.graph.add_user(TENANT, "partner@it-dienstleister.de")])
     consent_id = None
     if consent:
         consent_id = fakes.graph.grant(
@@ -115,12 +118,16 @@ def test_complete_hand_made_setup(microsoft, project, capsys):
     assert stack_text(project) == (
         f"# Written by `popctl adopt` from the hand-made app {setup.app.app_id} (POP3APP).\n"
         "# adoptedSecrets: hand-made client secrets, kept and reported until they expire, never managed.\n"
+        "# owners: who owns the app or its service principal today, kept by every pulumi up.\n"
         "config:\n"
         f'  pop3-oauth:tenantId: "{TENANT}"\n'
         '  pop3-oauth:appDisplayName: "POP3APP"\n'
         "  pop3-oauth:mailboxes:\n"
         f'    - "{MAILBOX}"\n'
         f'    - "{SECOND_MAILBOX}"\n'
+        "  pop3-oauth:owners:\n"
+        f'    - "{setup.app.owners[0]}"\n'
+        f'    - "{setup.principal.owners[1]}"\n'
         "  pop3-oauth:adoptedSecrets:\n"
         f'    - "{setup.secret_key_id} 2026-01-31T10:15:30Z Concept Office"\n'
     )
@@ -159,7 +166,7 @@ def test_complete_hand_made_setup(microsoft, project, capsys):
     }
     assert f"- mailbox {MAILBOX}: the service principal has FullAccess" in output
     assert f"! mailbox {SECOND_MAILBOX}: the service principal has no FullAccess" in output
-    assert f"pulumi up grants it (creates pop3-fullaccess-{SECOND_MAILBOX})" in output
+    assert "pulumi up grants it (pop3-mailbox-access)" in output
     assert "- Exchange registration: points at the service principal" in output
     assert "(1 finding(s) need attention, marked !)" in output
     assert f"--target '{COMPONENT_URN}' --target '{PROVIDER_URN}'" in output

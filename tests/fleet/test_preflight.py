@@ -40,8 +40,7 @@ def tenant(microsoft: MicrosoftFakes) -> Tenant:
     deployer with the Graph permissions, Policy.Read.All and the Exchange Administrator role."""
     microsoft.graph.seed_tenant(TENANT)
     microsoft.exchange.add_mailbox(TENANT, MAILBOX)
-    microsoft.exchange.add_mailbox(TENANT, SHARED)
-    microsoft.exchange.recipient_types[(TENANT, SHARED)] = "SharedMailbox"
+    microsoft.exchange.add_mailbox(TENANT, SHARED, recipient_type="SharedMailbox")
     deployer = microsoft.entra.apps[(TENANT, DEPLOYER_ID)]
     microsoft.graph.tenant_tables.give_role(
         TENANT, deployer.object_id, "Exchange Administrator", EXCHANGE_ADMINISTRATOR
@@ -141,8 +140,8 @@ def test_a_tenant_without_exchange_online_is_found(
 
 
 def test_mailbox_problems_each_have_a_cause(tenant: Tenant, capsys: pytest.CaptureFixture[str]) -> None:
-    tenant.fakes.exchange.tenant(TENANT).mailboxes[MAILBOX.lower()].pop_enabled = False
-    tenant.fakes.exchange.recipient_types[(TENANT, SHARED)] = "RoomMailbox"
+    tenant.fakes.exchange.mailbox(TENANT, MAILBOX).pop_enabled = False
+    tenant.fakes.exchange.mailbox(TENANT, SHARED).recipient_type = "RoomMailbox"
 
     code, document, _ = preflight(capsys, "--mailbox", "nobody@contoso.de")
 
@@ -274,7 +273,7 @@ def test_the_stack_supplies_the_settings(
 
 
 def test_the_text_report_shows_cause_and_remedy(tenant: Tenant, capsys: pytest.CaptureFixture[str]) -> None:
-    tenant.fakes.exchange.tenant(TENANT).mailboxes[MAILBOX.lower()].pop_enabled = False
+    tenant.fakes.exchange.mailbox(TENANT, MAILBOX).pop_enabled = False
 
     code = cli.main(["preflight", "--tenant-id", TENANT, "--mailbox", MAILBOX])
     out = capsys.readouterr().out

@@ -171,7 +171,7 @@ if mode == "garbage":
     print("Previewing update")
     sys.exit(0)
 documents = json.loads(os.environ["FAKE_PULUMI_DOCUMENTS"])
-print(json.dumps(documents[args[0]]))
+print(json.dumps(documents["refreshed" if "--refresh" in args else args[0]]))
 """
 
 
@@ -183,8 +183,10 @@ def fake_pulumi(tmp_path, monkeypatch):
     script.write_text(FAKE_PULUMI.format(python=sys.executable))
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     log = tmp_path / "calls.jsonl"
+    refreshed = drift_document("contoso")
+    refreshed["steps"] = [*refreshed["steps"], *pending_document("contoso")["steps"]]
     documents = {
-        "refresh": drift_document("contoso"),
+        "refreshed": refreshed,
         "preview": pending_document("contoso"),
         "stack": {"tenantId": "t", "clientSecret": "[secret]", "secrets": []},
     }
@@ -204,13 +206,14 @@ def test_cli_runner_runs_the_documented_commands(fake_pulumi):
     project, log = fake_pulumi
     runner = CliPreviewRunner(project, timeout=20)
 
-    assert len(runner.refresh_preview("contoso").changes) == 3
+    drift = runner.refresh_preview("contoso").changes
+    assert len(drift) == 3 and "pop3-secret-2" not in [change.name for change in drift], "pending, not drift"
     assert [change.name for change in runner.preview("contoso").changes] == ["pop3-secret-2"]
     assert runner.outputs("contoso")["clientSecret"] == "[secret]"
 
     tail = ["--stack", "contoso", "--non-interactive", "--color", "never"]
     assert logged_calls(log) == [
-        {"args": ["refresh", "--preview-only", "--json", *tail], "cwd": str(project)},
+        {"args": ["preview", "--refresh", "--json", *tail], "cwd": str(project)},
         {"args": ["preview", "--json", *tail], "cwd": str(project)},
         {"args": ["stack", "output", "--json", *tail], "cwd": str(project)},
     ]
@@ -236,7 +239,7 @@ def test_cli_runner_bounds_each_run(fake_pulumi, monkeypatch):
     project, _ = fake_pulumi
     monkeypatch.setenv("FAKE_PULUMI_MODE", "sleep")
 
-    with pytest.raises(PreviewError, match=r"'pulumi refresh' timed out after 0\.5 s"):
+    with pytest.raises(PreviewError, match=r"'pulumi preview' timed out after 0\.5 s"):
         CliPreviewRunner(project, timeout=0.5).refresh_preview("contoso")
 
 

@@ -89,7 +89,7 @@ def full_access_missing(admin: Admin, entra: Entra) -> None:
 def pop_disabled(admin: Admin, entra: Entra) -> None:
     register(admin, entra)
     grant(admin)
-    admin.exchange.tenant(TENANT).mailboxes[MAILBOX].pop_enabled = False
+    admin.exchange.mailbox(TENANT, MAILBOX).pop_enabled = False
 
 
 def all_in_place(admin: Admin, entra: Entra) -> None:

@@ -22,6 +22,8 @@ EXCHANGE_SP_OBJECT_ID = "e0000000-0000-4000-8000-00000000e0e0"
 # Not the published id: proves the program takes the id from the lookup.
 POP_ROLE_ID = "cb842b43-0000-4506-86fe-0000000000aa"
 SECRET_SLOT = "pulumi-python:dynamic/rotation:SecretSlot"
+DEPLOYING_IDENTITIES = "pulumi-python:dynamic/owners:DeployingIdentities"
+DEPLOYER_OBJECT_ID = "d0000000-0000-4000-8000-0000000000d0"
 
 
 def secret_value(slot: int) -> str:
@@ -111,6 +113,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 initial_state(slot, args.inputs["tenant_id"], period, force, now), period, force, now
             )
             return f"slot-{slot}", outputs | state.to_output()
+        if args.typ == DEPLOYING_IDENTITIES:
+            return "deploying-identities", outputs | {"identities": [args.inputs["caller"]]}
         return f"{args.name}-id", outputs
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -125,6 +129,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     "IMAP.AccessAsApp": "5e5addcd-3e8d-4e90-baf5-964efab2b20a",
                 },
             }, []
+        if args.token == "azuread:index/getClientConfig:getClientConfig":
+            return {"objectId": DEPLOYER_OBJECT_ID, "clientId": "c0000000-0000-4000-8000-0000000000c0"}, []
         return {}, []
 
     def by_name(self, name: str) -> Registration:

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mscloud.permissions import held_rights, holds_full_access, principal_names
+from mscloud.exchange import ExchangeNotFound
+from mscloud.permissions import (
+    FULL_ACCESS,
+    held_rights,
+    holds_full_access,
+    principal_names,
+    principal_of,
+    rights_on,
+)
 
 OBJECT_ID = "0a9b8c7d-6e5f-4a3b-2c1d-0e9f8a7b6c5d"
 APP_ID = "3c5e7a9b-1d2f-4e6a-8b0c-2d4f6a8c0e1a"
@@ -66,7 +74,63 @@ def test_without_the_object_id_the_registration_is_taken_at_its_word() -> None:
     ],
 )
 def test_full_access_rule(entries: list[dict[str, Any]], held: bool) -> None:
-    assert holds_full_access(entries, {"pop3app", OBJECT_ID}) is held
+    assert (FULL_ACCESS in held_rights(entries, {"pop3app", OBJECT_ID})) is held
+
+
+class Reader:
+    """Get-MailboxPermission: ``whole`` without a filter; with ``-User`` the ``filtered`` answer, which
+    may be the whole list (a filter Exchange ignored) or an error (a filter it refused)."""
+
+    def __init__(self, whole: list[dict[str, Any]], filtered: list[dict[str, Any]] | Exception) -> None:
+        self.whole, self.filtered = whole, filtered
+        self.calls: list[str | None] = []
+
+    def get_mailbox_permissions(self, mailbox: str, user: str | None = None) -> list[dict[str, Any]]:
+        self.calls.append(user)
+        if user is None:
+            return self.whole
+        if isinstance(self.filtered, Exception):
+            raise self.filtered
+        return self.filtered
+
+
+SELF = entry("NT AUTHORITY\\SELF", "FullAccess", "ReadPermission")
+OURS = principal_of(OBJECT_ID, REGISTRATION, APP_ID)
+REFUSED = ExchangeNotFound("object couldn't be found", cmdlet="Get-MailboxPermission", status=404)
+
+
+def test_a_filtered_answer_is_asked_for_by_object_id_and_trusted_with_the_display_name() -> None:
+    reader = Reader([SELF, entry("POP3APP", "FullAccess")], [entry("POP3APP", "FullAccess")])
+
+    assert holds_full_access(reader, "edi@contoso.com", OURS) is True
+    assert reader.calls == [OBJECT_ID]
+
+
+@pytest.mark.parametrize("ignored", [True, False], ids=["filter ignored", "filter refused"])
+def test_without_a_working_filter_a_display_name_alone_is_never_taken_for_ours(ignored: bool) -> None:
+    def reader(*entries: dict[str, Any]) -> Reader:
+        whole = [SELF, *entries]
+        return Reader(whole, whole if ignored else REFUSED)
+
+    twin_or_orphan = entry("POP3APP", "FullAccess")
+    assert holds_full_access(reader(twin_or_orphan), "edi@contoso.com", OURS) is False
+    assert holds_full_access(reader(twin_or_orphan, entry(OBJECT_ID, "FullAccess")), "m", OURS) is True
+    assert holds_full_access(reader(entry(APP_ID, "FullAccess")), "m", OURS) is True
+
+
+def test_a_deny_in_the_filtered_answer_wins() -> None:
+    answer = [entry(OBJECT_ID, "FullAccess"), entry(OBJECT_ID, "FullAccess", deny=True)]
+    reader = Reader(answer, answer)
+
+    assert rights_on(reader, "m", OURS) == set()
+
+
+def test_the_principal_lends_the_display_name_only_to_filtered_answers() -> None:
+    assert OURS.ids == {OBJECT_ID, OBJECT_ID.upper(), APP_ID}
+    assert OURS.names == OURS.ids | {"POP3APP"}
+    assert principal_of(
+        OBJECT_ID, REGISTRATION | {"ObjectId": APP_OBJECT_ID, "Identity": APP_OBJECT_ID}
+    ).names == {OBJECT_ID}
 
 
 @given(

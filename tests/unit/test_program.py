@@ -93,7 +93,8 @@ def test_main_declares_the_example_stack_and_exports_every_documented_output(moc
     assert exports["conceptOffice"][0]["mailboxes"] == mailboxes
     assert mocks.by_name("pop3-app").inputs["displayName"] == "POP3APP"
     names = {r.name for r in mocks.registrations}
-    assert {f"pop3-fullaccess-{m.lower()}" for m in mailboxes} <= names
+    assert "pop3-mailbox-access" in names
+    assert mocks.by_name("pop3-mailbox-access").inputs["mailboxes"] == mailboxes
     plain = json.dumps({name: value for name, (value, secret) in exports.items() if not secret})
     assert "mock-secret-value" not in plain
 

@@ -17,6 +17,8 @@ from components.rotation import Schedule, SlotState, advance, initial_state
 from components.settings import AdoptedSecret, StackSettings, to_rfc3339
 from components.tenant import Pop3Tenant, Pop3TenantArgs
 from tests.unit.conftest import (
+    DEPLOYER_OBJECT_ID,
+    DEPLOYING_IDENTITIES,
     EXCHANGE_SP_OBJECT_ID,
     POP_ROLE_ID,
     SECRET_SLOT,
@@ -34,7 +36,7 @@ CONSENT = "azuread:index/appRoleAssignment:AppRoleAssignment"
 PASSWORD = "azuread:index/applicationPassword:ApplicationPassword"
 AZUREAD_PROVIDER = "pulumi:providers:azuread"
 EXCHANGE_SP = "pulumi-python:dynamic/exchange:ServicePrincipalRegistration"
-MAILBOX_PERMISSION = "pulumi-python:dynamic/exchange:MailboxPermission"
+MAILBOX_ACCESS = "pulumi-python:dynamic/exchange:MailboxAccess"
 
 SETTINGS = StackSettings(
     tenant_id=TENANT,
@@ -103,8 +105,8 @@ def test_declares_exactly_the_resources_of_the_manual_guide(mocks: RecordingMock
             (SECRET_SLOT, "pop3-secret-slot-1"),
             (SECRET_SLOT, "pop3-secret-slot-2"),
             (EXCHANGE_SP, "pop3-exchange-sp"),
-            (MAILBOX_PERMISSION, "pop3-fullaccess-edi@mueller-sanitaetshaus.de"),
-            (MAILBOX_PERMISSION, "pop3-fullaccess-eab@mueller-sanitaetshaus.de"),
+            (DEPLOYING_IDENTITIES, "pop3-deployers"),
+            (MAILBOX_ACCESS, "pop3-mailbox-access"),
         ]
     )
     assert len({r.urn for r in mocks.registrations}) == len(mocks.registrations)
@@ -145,10 +147,19 @@ def test_application_requests_pop_access_as_app_for_this_organisation_only(mocks
             "resourceAccesses": [{"id": POP_ROLE_ID, "type": "Role"}],
         }
     ]
-    assert app["owners"] == list(SETTINGS.owners)
+    assert app["owners"] == [*SETTINGS.owners, DEPLOYER_OBJECT_ID]
+    assert mocks.by_name("pop3-sp").inputs["owners"] == app["owners"]
     assert set(app["tags"]) == {"pop3-oauth", f"pop3-oauth-stack:{STACK}", "customer:mueller"}
     assert f"stack {STACK}" in app["notes"]
     assert app["preventDuplicateNames"] is True
+
+
+def test_without_deployers_owning_the_app_only_the_configured_owners_are_declared(
+    mocks: RecordingMocks,
+) -> None:
+    deploy(dataclasses.replace(SETTINGS, deployers_own_app=False))
+    assert mocks.by_name("pop3-app").inputs["owners"] == list(SETTINGS.owners)
+    assert mocks.of_type(DEPLOYING_IDENTITIES) == []
 
 
 def test_a_second_app_of_the_same_name_is_allowed_only_on_purpose(mocks: RecordingMocks) -> None:
@@ -177,12 +188,12 @@ def test_service_principal_consent_and_exchange_objects_are_linked_by_the_right_
     assert registration["object_id"] == sp_object_id != app_object_id
     assert registration["tenant_id"] == TENANT
     assert registration["display_name"] == "POP3APP"
-    for mailbox in SETTINGS.mailboxes:
-        permission = mocks.by_name(f"pop3-fullaccess-{mailbox.lower()}").inputs
-        assert permission["mailbox"] == mailbox
-        assert permission["user"] == sp_object_id
-        assert permission["access_rights"] == ["FullAccess"]
-        assert permission["tenant_id"] == TENANT
+    access = mocks.by_name("pop3-mailbox-access").inputs
+    assert access["mailboxes"] == list(SETTINGS.mailboxes)
+    assert access["user"] == sp_object_id
+    assert access["app_id"] == app_client_id
+    assert access["access_rights"] == ["FullAccess"]
+    assert access["tenant_id"] == TENANT
 
 
 def test_destroy_order_is_permissions_then_registration_then_entra_objects(mocks: RecordingMocks) -> None:
@@ -190,7 +201,7 @@ def test_destroy_order_is_permissions_then_registration_then_entra_objects(mocks
     registration = mocks.by_name("pop3-exchange-sp")
     entra = {mocks.by_name(n).urn for n in ("pop3-app", "pop3-sp", "pop3-pop-consent", "pop3-secret-0")}
     assert entra <= set(registration.dependencies)
-    for permission in mocks.of_type(MAILBOX_PERMISSION):
+    for permission in mocks.of_type(MAILBOX_ACCESS):
         assert registration.urn in permission.dependencies
         assert mocks.by_name("pop3-sp").urn in permission.dependencies
 
@@ -261,8 +272,8 @@ def test_outputs_carry_what_the_erp_needs_and_secrets_stay_secret(mocks: Recordi
 
 def test_no_secret_bytes_in_any_dynamic_resource_or_its_pickled_provider(mocks: RecordingMocks) -> None:
     deploy()
-    dynamic = mocks.of_type(EXCHANGE_SP) + mocks.of_type(MAILBOX_PERMISSION) + mocks.of_type(SECRET_SLOT)
-    assert len(dynamic) == 1 + 2 + 3
+    dynamic = mocks.of_type(EXCHANGE_SP) + mocks.of_type(MAILBOX_ACCESS) + mocks.of_type(SECRET_SLOT)
+    assert len(dynamic) == 1 + 1 + 3
     for registration in dynamic:
         blob = rpc.unwrap_rpc_secret(registration.inputs["__provider"])
         pickled = base64.b64decode(blob)
@@ -350,7 +361,10 @@ def test_a_missing_pop_role_fails_with_a_clear_message(
 def test_a_lookup_without_any_app_roles_falls_back_to_the_published_role_id(
     mocks: RecordingMocks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(mocks, "call", lambda args: ({}, []))
+    original = mocks.call
+    monkeypatch.setattr(
+        mocks, "call", lambda args: ({}, []) if args.token.endswith("getServicePrincipal") else original(args)
+    )
     deploy()
     accesses = mocks.by_name("pop3-app").inputs["requiredResourceAccesses"]
     assert accesses[0]["resourceAccesses"] == [{"id": "cb842b43-da6e-4506-86fe-bb12199c656d", "type": "Role"}]

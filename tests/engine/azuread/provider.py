@@ -1,8 +1,8 @@
 """The stand-in as a ``pulumi.provider.experimental`` provider: the engine's calls, dispatched by type token.
 
 Blocking Graph work runs in worker threads, so the engine's concurrent calls overlap as with the real
-provider. During previews nothing talks to Graph except ``getServicePrincipal`` (as upstream, invokes run
-for real); outputs the service decides are unknown.
+provider. During previews nothing talks to Graph except the invokes ``getServicePrincipal`` and
+``getClientConfig`` (as upstream, invokes run for real); outputs the service decides are unknown.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from tests.engine.azuread import (
     app_role_assignment,
     application,
     application_password,
+    get_client_config,
     get_service_principal,
     service_principal,
 )
@@ -239,9 +240,12 @@ class AzureAdStandIn(Provider):
         await asyncio.to_thread(kind.delete, self.context, request.resource_id, plain_map(request.properties))
 
     async def invoke(self, request: InvokeRequest) -> InvokeResponse:
+        args = plain_map(request.args)
+        if request.tok == get_client_config.TOKEN:
+            config = await asyncio.to_thread(get_client_config.invoke, self.context, args)
+            return InvokeResponse(return_value=property_map(config))
         if request.tok != get_service_principal.TOKEN:
             raise StandInError(f"the azuread stand-in does not implement the function {request.tok}")
-        args = plain_map(request.args)
         problems = get_service_principal.failures(args)
         if problems:
             return InvokeResponse(failures=[CheckFailure(key, reason) for key, reason in problems])
