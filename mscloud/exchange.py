@@ -95,8 +95,6 @@ class ExchangeReader(Protocol):
 
     def get_service_principal(self, identity: str) -> dict[str, Any] | None: ...
 
-    def list_service_principals(self) -> list[dict[str, Any]]: ...
-
     def get_mailbox(self, identity: str) -> dict[str, Any] | None: ...
 
     def get_mailbox_permissions(self, mailbox: str, user: str | None = None) -> list[dict[str, Any]]: ...
@@ -168,10 +166,6 @@ class ExchangeClient:
         except ExchangeNotFound:
             return None
         return found[0] if found else None
-
-    def list_service_principals(self) -> list[dict[str, Any]]:
-        """Every service principal registration of the tenant (Get-ServicePrincipal without Identity)."""
-        return self.invoke("Get-ServicePrincipal")
 
     def get_mailbox(self, identity: str) -> dict[str, Any] | None:
         """The mailbox an address or id names (Get-Mailbox), or None when there is none."""

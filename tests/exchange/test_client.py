@@ -298,3 +298,18 @@ def test_normalisers_cover_the_documented_variants():
     assert normalise_rights(None) == []
     nested = {"A@odata.type": "x", "B": [{"C@odata.type": "y", "C": 1}], "@odata.context": "z"}
     assert strip_annotations(nested) == {"B": [{"C": 1}]}
+
+
+@pytest.mark.parametrize("status", [404, 400, 500])
+def test_get_mailbox_finds_a_mailbox_by_any_of_its_addresses_or_none(
+    fakes: Fakes, tenant: Tenant, client: ExchangeClient, status: int
+):
+    fakes.exchange.faults.not_found_status = status
+    mailbox = fakes.exchange.add_mailbox(tenant.tenant_id, "eab@contoso.de", aliases={"eab@contoso.at"})
+
+    for identity in ("EAB@contoso.de", "eab@contoso.at", mailbox.guid):
+        found = client.get_mailbox(identity)
+        assert found is not None
+        assert found["ExchangeGuid"] == mailbox.guid
+        assert found["PrimarySmtpAddress"] == "eab@contoso.de"
+    assert client.get_mailbox("nobody@contoso.de") is None
