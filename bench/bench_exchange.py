@@ -20,7 +20,8 @@ from typing import Any
 
 import requests
 
-from components.exchange.providers import MailboxAccessProvider, ServicePrincipalRegistrationProvider
+from components.exchange.mailbox_access import MailboxAccessProvider
+from components.exchange.providers import ServicePrincipalRegistrationProvider
 from mscloud.auth import shared_token_source
 from mscloud.clouds import CLOUDS
 from sandbox.entra import EXCHANGE_RESOURCE, EntraFake

@@ -1,4 +1,8 @@
-"""Dynamic providers for the two Exchange Online objects the manual procedure creates with PowerShell.
+"""Dynamic providers for the Exchange Online registration and the first release's per-mailbox permission,
+and what every Exchange provider shares (the client registry, input checks, the POP precondition).
+
+``MailboxAccessProvider``, the mailbox permissions the program declares, is in
+``components.exchange.mailbox_access``.
 
 Providers construct without arguments and keep nothing on ``self``: the pickled provider is a bare class
 reference to this module, so its path and the class names stay as they are. Credentials are read at call
@@ -29,23 +33,21 @@ from pulumi.dynamic import (
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
+from components.exchange.claims import claimed
 from components.settings import is_mailbox
 from mscloud.auth import shared_token_source
 from mscloud.clouds import CLOUDS, DEFAULT_CLOUD, get_cloud
 from mscloud.errors import Pop3OAuthError
 from mscloud.exchange import ExchangeClient, ExchangeNotFound
 from mscloud.ids import is_guid
-from mscloud.mailboxes import Mailbox, resolve, resolve_all
+from mscloud.mailboxes import resolve
 from mscloud.permissions import (
     ACCESS_RIGHTS,
     FULL_ACCESS,
-    Principal,
     canonical_right,
     held_rights,
     principal_names,
-    principal_of,
     registered_object_id,
-    rights_on,
 )
 
 PRINCIPAL_LAG_ENV = "POP3_OAUTH_PRINCIPAL_LAG_SECONDS"
@@ -120,6 +122,42 @@ def check_cloud(props: Mapping[str, Any]) -> list[CheckFailure]:
     if is_unknown(value) or (isinstance(value, str) and value in CLOUDS):
         return []
     return [CheckFailure("cloud", f"cloud must be one of {', '.join(sorted(CLOUDS))}, got {value!r}")]
+
+
+def check_rights(rights: object) -> list[CheckFailure]:
+    """``access_rights`` must be a non-empty list of the rights Add-MailboxPermission takes."""
+    if is_unknown(rights):
+        return []
+    valid = ", ".join(sorted(ACCESS_RIGHTS.values()))
+    if not isinstance(rights, list | tuple) or not rights:
+        return [CheckFailure("access_rights", f"access_rights must be a non-empty list of: {valid}")]
+    unknown = [right for right in rights if not is_unknown(right) and str(right).lower() not in ACCESS_RIGHTS]
+    if unknown:
+        return [CheckFailure("access_rights", f"unknown access rights {unknown}; valid: {valid}")]
+    return []
+
+
+def canonical_rights(rights: object) -> object:
+    """Known rights spelt as Exchange spells them, sorted and unique; unknowns left as they are."""
+    if not isinstance(rights, list | tuple) or any(is_unknown(right) for right in rights):
+        return rights
+    return sorted({canonical_right(str(right)) for right in rights})
+
+
+def require_pop_mailbox(client: ExchangeClient, tenant_id: str, mailbox: str) -> None:
+    """Fail with the remedy unless ``mailbox`` exists and has POP enabled (Get-CASMailbox)."""
+    settings = client.get_cas_mailbox(mailbox)
+    if settings is None:
+        raise ExchangeProviderError(
+            f"Mailbox {mailbox} does not exist in tenant {tenant_id}: check the address in the stack's "
+            "`mailboxes` setting (the primary SMTP address of a user or shared mailbox)."
+        )
+    if not settings["PopEnabled"]:
+        raise ExchangeProviderError(
+            f"POP3 is disabled for mailbox {mailbox}: enable it with "
+            f"`Set-CASMailbox -Identity {mailbox} -PopEnabled $true` (or in the Exchange admin center: "
+            "Recipients > Mailboxes > the mailbox > Email apps > POP3), then run pulumi up again."
+        )
 
 
 class ServicePrincipalRegistrationProvider(ResourceProvider):
@@ -240,13 +278,17 @@ class MailboxPermissionProvider(ResourceProvider):
                 )
             )
         rights = news.get("access_rights", [FULL_ACCESS])
-        failures += self._check_rights(rights)
-        inputs = {**news, "cloud": news.get("cloud", DEFAULT_CLOUD), "access_rights": self._canonical(rights)}
+        failures += check_rights(rights)
+        inputs = {
+            **news,
+            "cloud": news.get("cloud", DEFAULT_CLOUD),
+            "access_rights": canonical_rights(rights),
+        }
         return CheckResult(inputs, failures)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = exchange_client(props["tenant_id"], props["cloud"])
-        self._require_pop_mailbox(client, props["tenant_id"], props["mailbox"])
+        require_pop_mailbox(client, props["tenant_id"], props["mailbox"])
         names = self._principal_names(client, props["user"])
         wanted = set(props["access_rights"])
         held = self._held(client, props["mailbox"], names)
@@ -277,7 +319,7 @@ class MailboxPermissionProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = changed_keys(olds, news, self.REPLACE_KEYS)
         rights = news.get("access_rights")
-        regranted = is_unknown(rights) or _folded(olds.get("access_rights")) != _folded(rights)
+        regranted = is_unknown(rights) or folded(olds.get("access_rights")) != folded(rights)
         return DiffResult(changes=bool(replaces) or regranted, replaces=replaces, delete_before_replace=True)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -297,26 +339,20 @@ class MailboxPermissionProvider(ResourceProvider):
         up``, holds the entry now and must keep it) or on ``pulumi destroy`` of a stack not moved yet.
         """
         client = exchange_client(props["tenant_id"], props["cloud"])
-        if _taken_over(client, props["tenant_id"], props["user"], props["mailbox"]):
+        if self._taken_over(client, props):
             return
         client.remove_mailbox_permission(
             props["mailbox"], props["user"], props.get("access_rights") or [FULL_ACCESS]
         )
 
     @staticmethod
-    def _require_pop_mailbox(client: ExchangeClient, tenant_id: str, mailbox: str) -> None:
-        settings = client.get_cas_mailbox(mailbox)
-        if settings is None:
-            raise ExchangeProviderError(
-                f"Mailbox {mailbox} does not exist in tenant {tenant_id}: check the address in the stack's "
-                "`mailboxes` setting (the primary SMTP address of a user or shared mailbox)."
-            )
-        if not settings["PopEnabled"]:
-            raise ExchangeProviderError(
-                f"POP3 is disabled for mailbox {mailbox}: enable it with "
-                f"`Set-CASMailbox -Identity {mailbox} -PopEnabled $true` (or in the Exchange admin center: "
-                "Recipients > Mailboxes > the mailbox > Email apps > POP3), then run pulumi up again."
-            )
+    def _taken_over(client: ExchangeClient, props: Mapping[str, Any]) -> bool:
+        """Whether a MailboxAccess of this provider process holds this mailbox for this user."""
+        held = claimed(props["tenant_id"], props["user"])
+        if not held or props["mailbox"].lower() in held:
+            return bool(held)
+        mailbox = resolve(client, props["mailbox"])
+        return mailbox is not None and mailbox.id in held
 
     @staticmethod
     def _principal_names(client: ExchangeClient, user: str, *, required: bool = True) -> set[str]:
@@ -337,26 +373,6 @@ class MailboxPermissionProvider(ResourceProvider):
         return held_rights(client.get_mailbox_permissions(mailbox), names)
 
     @staticmethod
-    def _check_rights(rights: object) -> list[CheckFailure]:
-        if is_unknown(rights):
-            return []
-        valid = ", ".join(sorted(ACCESS_RIGHTS.values()))
-        if not isinstance(rights, list | tuple) or not rights:
-            return [CheckFailure("access_rights", f"access_rights must be a non-empty list of: {valid}")]
-        unknown = [
-            right for right in rights if not is_unknown(right) and str(right).lower() not in ACCESS_RIGHTS
-        ]
-        if unknown:
-            return [CheckFailure("access_rights", f"unknown access rights {unknown}; valid: {valid}")]
-        return []
-
-    @staticmethod
-    def _canonical(rights: object) -> object:
-        if not isinstance(rights, list | tuple) or any(is_unknown(right) for right in rights):
-            return rights
-        return sorted({canonical_right(str(right)) for right in rights})
-
-    @staticmethod
     def _id(props: Mapping[str, Any]) -> str:
         return f"{props['mailbox']}:{props['user']}".lower()
 
@@ -372,251 +388,6 @@ class MailboxPermissionProvider(ResourceProvider):
         }
 
 
-class MailboxAccessProvider(ResourceProvider):
-    """``Add-MailboxPermission`` for the set of configured mailboxes, keyed by the mailbox each names.
-
-    Inputs: ``tenant_id``, ``user`` (the service principal's object id), ``app_id``, ``mailboxes``
-    (addresses), ``access_rights`` (default ``["FullAccess"]``), ``cloud``. Outputs: the same keys plus
-    ``entries``, one per configured mailbox: ``address`` (as configured), ``mailbox_id`` (its immutable id,
-    :mod:`mscloud.mailboxes`), ``primary_address`` (live), ``access_rights`` (live) and
-    ``granted_by_stack`` (True when this resource added the rights, False when it found them in place).
-    The id is ``<tenant>:<user>`` in lower case.
-
-    Every change is one ``update`` that first grants what is missing and only then takes away what the
-    stack granted on mailboxes no longer configured, so no mailbox that stays configured is without its
-    rights at any moment; another address of the same mailbox changes nothing in Exchange. Entries found
-    in place are never removed. Addresses are resolved and checked (exist, two addresses of one mailbox,
-    POP enabled) before the first change.
-    """
-
-    REPLACE_KEYS = ("tenant_id", "user", "cloud")
-
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = [
-            *check_guid(news, "tenant_id", "the tenant (directory) id"),
-            *check_guid(news, "user", "the service principal's object id"),
-            *check_guid(news, "app_id", "the application (client) id"),
-            *check_cloud(news),
-            *self._check_mailboxes(news.get("mailboxes")),
-        ]
-        rights = news.get("access_rights", [FULL_ACCESS])
-        failures += MailboxPermissionProvider._check_rights(rights)
-        inputs = {
-            **news,
-            "cloud": news.get("cloud", DEFAULT_CLOUD),
-            "access_rights": MailboxPermissionProvider._canonical(rights),
-        }
-        return CheckResult(inputs, failures)
-
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        client = exchange_client(props["tenant_id"], props["cloud"])
-        resolved = self._resolve(client, props, checked=set())
-        principal = self._principal(client, props)
-        entries = [
-            self._grant(client, props, principal, address, mailbox, previous=None)
-            for address, mailbox in resolved.items()
-        ]
-        return CreateResult(self._id(props), self._outputs(props, entries))
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        client = exchange_client(props["tenant_id"], props["cloud"])
-        principal = principal_of(props["user"], client.get_service_principal(props["user"]), props["app_id"])
-        entries = []
-        for entry in props.get("entries") or ():
-            mailbox = resolve(client, entry["mailbox_id"]) or resolve(client, entry["address"])
-            if mailbox is None or mailbox.id != entry["mailbox_id"]:
-                continue
-            held = rights_on(client, mailbox.primary_address, principal)
-            if held:
-                entries.append(
-                    {**entry, "primary_address": mailbox.primary_address, "access_rights": sorted(held)}
-                )
-        outputs = self._outputs(props, entries)
-        _claim(outputs)
-        return ReadResult(id_, outputs)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = changed_keys(olds, news, self.REPLACE_KEYS)
-        _claim(olds)
-        entries = olds.get("entries") or []
-        mailboxes, rights = news.get("mailboxes"), news.get("access_rights")
-        changes = (
-            bool(replaces)
-            or is_unknown(mailboxes)
-            or is_unknown(rights)
-            or not same(olds.get("app_id"), news.get("app_id"))
-            or _folded(mailboxes) != _folded([entry["address"] for entry in entries])
-            or any(_folded(entry["access_rights"]) != _folded(rights) for entry in entries)
-        )
-        return DiffResult(changes=changes, replaces=replaces, delete_before_replace=False)
-
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        client = exchange_client(news["tenant_id"], news["cloud"])
-        previous = {entry["mailbox_id"]: entry for entry in olds.get("entries") or ()}
-        resolved = self._resolve(client, news, checked=set(previous))
-        principal = self._principal(client, news)
-        entries = [
-            self._grant(client, news, principal, address, mailbox, previous=previous.get(mailbox.id))
-            for address, mailbox in resolved.items()
-        ]
-        kept = {mailbox.id for mailbox in resolved.values()}
-        wanted = set(news["access_rights"])
-        for mailbox_id, entry in previous.items():
-            if not entry["granted_by_stack"]:
-                continue
-            surplus = (
-                set(entry["access_rights"])
-                if mailbox_id not in kept
-                else set(entry["access_rights"]) - wanted
-            )
-            if surplus:
-                self._revoke(client, news["user"], entry, sorted(surplus))
-        return UpdateResult(self._outputs(news, entries))
-
-    def delete(self, _id: str, props: dict[str, Any]) -> None:
-        client = exchange_client(props["tenant_id"], props["cloud"])
-        for entry in props.get("entries") or ():
-            if entry["granted_by_stack"]:
-                self._revoke(client, props["user"], entry, entry["access_rights"])
-
-    @staticmethod
-    def _check_mailboxes(mailboxes: object) -> list[CheckFailure]:
-        if is_unknown(mailboxes):
-            return []
-        if not isinstance(mailboxes, list | tuple) or not mailboxes:
-            return [
-                CheckFailure(
-                    "mailboxes", "mailboxes must be a non-empty list of addresses like edi@contoso.com"
-                )
-            ]
-        failures, seen = [], dict[str, str]()
-        for mailbox in mailboxes:
-            if is_unknown(mailbox):
-                continue
-            if not (isinstance(mailbox, str) and is_mailbox(mailbox)):
-                failures.append(
-                    CheckFailure(
-                        "mailboxes",
-                        f"mailboxes must hold e-mail addresses like edi@contoso.com, got {mailbox!r}",
-                    )
-                )
-            elif mailbox.lower() in seen:
-                failures.append(
-                    CheckFailure("mailboxes", f"mailboxes lists {seen[mailbox.lower()]} and {mailbox} twice")
-                )
-            else:
-                seen[mailbox.lower()] = mailbox
-        return failures
-
-    @staticmethod
-    def _resolve(
-        client: ExchangeClient, props: Mapping[str, Any], *, checked: set[str]
-    ) -> dict[str, Mailbox]:
-        """Each address with its mailbox; every mailbox not in ``checked`` must have POP enabled."""
-        resolved = resolve_all(client, props["mailboxes"], tenant_id=props["tenant_id"])
-        for mailbox in resolved.values():
-            if mailbox.id not in checked:
-                MailboxPermissionProvider._require_pop_mailbox(
-                    client, props["tenant_id"], mailbox.primary_address
-                )
-        return resolved
-
-    @staticmethod
-    def _principal(client: ExchangeClient, props: Mapping[str, Any]) -> Principal:
-        registration = client.get_service_principal(props["user"])
-        if registration is None:
-            raise ExchangeProviderError(
-                f"Service principal {props['user']} is not registered in Exchange (New-ServicePrincipal): "
-                "create the ServicePrincipalRegistration first (depends_on), and pass the service "
-                "principal's object id as user."
-            )
-        return principal_of(props["user"], registration, props["app_id"])
-
-    @staticmethod
-    def _grant(
-        client: ExchangeClient,
-        props: Mapping[str, Any],
-        principal: Principal,
-        address: str,
-        mailbox: Mailbox,
-        *,
-        previous: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
-        """Make sure the principal holds the wanted rights on ``mailbox``; the entry to record for it."""
-        _claim_one(props["tenant_id"], props["user"], mailbox)
-        wanted = set(props["access_rights"])
-        held = rights_on(client, mailbox.primary_address, principal)
-        granted = bool(previous and previous["granted_by_stack"])
-        if not wanted <= held:
-            client.add_mailbox_permission(
-                mailbox.primary_address,
-                props["user"],
-                sorted(wanted - held),
-                visible=lambda: wanted <= rights_on(client, mailbox.primary_address, principal),
-            )
-            held |= wanted
-            granted = True
-        return {
-            "address": address,
-            "mailbox_id": mailbox.id,
-            "primary_address": mailbox.primary_address,
-            "access_rights": sorted(held & wanted) if granted else sorted(held),
-            "granted_by_stack": granted,
-        }
-
-    @staticmethod
-    def _revoke(client: ExchangeClient, user: str, entry: Mapping[str, Any], rights: list[str]) -> None:
-        mailbox = resolve(client, entry["mailbox_id"])
-        if mailbox is not None:
-            client.remove_mailbox_permission(mailbox.primary_address, user, rights)
-
-    @staticmethod
-    def _id(props: Mapping[str, Any]) -> str:
-        return f"{props['tenant_id']}:{props['user']}".lower()
-
-    @staticmethod
-    def _outputs(props: Mapping[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "tenant_id": props["tenant_id"],
-            "cloud": props.get("cloud", DEFAULT_CLOUD),
-            "user": props["user"],
-            "app_id": props["app_id"],
-            "mailboxes": list(props["mailboxes"]),
-            "access_rights": list(props["access_rights"]),
-            "entries": entries,
-        }
-
-
-_claims: dict[tuple[str, str], set[str]] = {}
-_claims_lock = threading.Lock()
-
-
-def _claim_one(tenant_id: str, user: str, mailbox: Mailbox) -> None:
-    """Note in this provider process that a MailboxAccess holds ``mailbox`` for ``user``."""
-    with _claims_lock:
-        _claims.setdefault((tenant_id.lower(), user.lower()), set()).update({mailbox.id, *mailbox.addresses})
-
-
-def _claim(outputs: Mapping[str, Any]) -> None:
-    """Note the mailboxes of a MailboxAccess's recorded entries (its diff and read run before deletes)."""
-    with _claims_lock:
-        claimed = _claims.setdefault((str(outputs["tenant_id"]).lower(), str(outputs["user"]).lower()), set())
-        for entry in outputs.get("entries") or ():
-            claimed |= {str(entry["mailbox_id"]).lower(), str(entry["address"]).lower()}
-            claimed.add(str(entry.get("primary_address") or entry["address"]).lower())
-
-
-def _taken_over(client: ExchangeClient, tenant_id: str, user: str, address: str) -> bool:
-    """Whether a MailboxAccess of this provider process holds the mailbox ``address`` names for ``user``."""
-    with _claims_lock:
-        claimed = set(_claims.get((tenant_id.lower(), user.lower()), ()))
-    if not claimed:
-        return False
-    if address.lower() in claimed:
-        return True
-    mailbox = resolve(client, address)
-    return mailbox is not None and mailbox.id in claimed
-
-
-def _folded(rights: object) -> set[str]:
-    return {str(right).lower() for right in rights} if isinstance(rights, list | tuple) else set()
+def folded(values: object) -> set[str]:
+    """A list's items in lower case, as a set (anything else: empty)."""
+    return {str(value).lower() for value in values} if isinstance(values, list | tuple) else set()

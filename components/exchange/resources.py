@@ -11,11 +11,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import Resource
 
-from components.exchange.providers import (
-    MailboxAccessProvider,
-    MailboxPermissionProvider,
-    ServicePrincipalRegistrationProvider,
-)
+from components.exchange.mailbox_access import MailboxAccessProvider
+from components.exchange.providers import MailboxPermissionProvider, ServicePrincipalRegistrationProvider
 from mscloud.clouds import DEFAULT_CLOUD
 from mscloud.permissions import FULL_ACCESS
 

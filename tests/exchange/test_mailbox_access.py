@@ -10,12 +10,9 @@ from typing import Any
 
 import pytest
 
-from components.exchange import providers
-from components.exchange.providers import (
-    ExchangeProviderError,
-    MailboxAccessProvider,
-    MailboxPermissionProvider,
-)
+from components.exchange import claims
+from components.exchange.mailbox_access import MailboxAccessProvider
+from components.exchange.providers import ExchangeProviderError, MailboxPermissionProvider
 from mscloud.mailboxes import MailboxError
 from sandbox.exchange import FakeMailbox
 from tests.exchange.conftest import Fakes, Tenant
@@ -32,7 +29,7 @@ def access() -> MailboxAccessProvider:
 @pytest.fixture(autouse=True)
 def fresh_claims() -> None:
     """Each test is its own provider process: no MailboxAccess has claimed anything yet."""
-    providers._claims.clear()
+    claims._claims.clear()
 
 
 @pytest.fixture

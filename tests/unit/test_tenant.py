@@ -272,8 +272,13 @@ def test_outputs_carry_what_the_erp_needs_and_secrets_stay_secret(mocks: Recordi
 
 def test_no_secret_bytes_in_any_dynamic_resource_or_its_pickled_provider(mocks: RecordingMocks) -> None:
     deploy()
-    dynamic = mocks.of_type(EXCHANGE_SP) + mocks.of_type(MAILBOX_ACCESS) + mocks.of_type(SECRET_SLOT)
-    assert len(dynamic) == 1 + 1 + 3
+    dynamic = [
+        *mocks.of_type(EXCHANGE_SP),
+        *mocks.of_type(MAILBOX_ACCESS),
+        *mocks.of_type(SECRET_SLOT),
+        *mocks.of_type(DEPLOYING_IDENTITIES),
+    ]
+    assert len(dynamic) == 1 + 1 + 3 + 1
     for registration in dynamic:
         blob = rpc.unwrap_rpc_secret(registration.inputs["__provider"])
         pickled = base64.b64decode(blob)
