@@ -31,10 +31,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from components.settings import MAX_SECRET_LIFETIME_DAYS, SECRET_SLOTS, parse_rfc3339, to_rfc3339
+from components.settings import (
+    LIFETIME_PERIODS,
+    MAX_SECRET_LIFETIME_DAYS,
+    SECRET_SLOTS,
+    parse_rfc3339,
+    to_rfc3339,
+)
 
 GRID_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-LIFETIME_PERIODS = 3
 SECRET_STATUSES = ("current", "previous", "retiring")
 NAME_PREFIX = "pop3-oauth slot"
 # Today's names: "pop3-oauth slot 1 #41 from 2026-12-01 until 2028-05-29" (+ " reissue 2" when forced).
@@ -56,11 +61,12 @@ def tenant_offset_days(tenant_id: str, period_days: int) -> int:
     return int.from_bytes(digest[:8], "big") % period_days
 
 
-def check_period(period_days: int) -> None:
-    if not 1 <= period_days * LIFETIME_PERIODS <= MAX_SECRET_LIFETIME_DAYS:
-        raise ValueError(
-            f"period_days must be 1..{MAX_SECRET_LIFETIME_DAYS // LIFETIME_PERIODS}, got {period_days}"
-        )
+def check_period(period_days: int, max_lifetime_days: int = MAX_SECRET_LIFETIME_DAYS) -> None:
+    """Refuse a period whose secrets would live longer than ``max_lifetime_days`` (Entra's two years, or
+    the tenant's policy: the ``maxSecretLifetimeDays`` setting); the schedule never shortens a lifetime."""
+    cap = min(max_lifetime_days, MAX_SECRET_LIFETIME_DAYS)
+    if not 1 <= period_days * LIFETIME_PERIODS <= cap:
+        raise ValueError(f"period_days must be 1..{cap // LIFETIME_PERIODS}, got {period_days}")
 
 
 @dataclass(frozen=True)
@@ -183,21 +189,33 @@ def _issue(slot: int, anchor: Anchor, generation: int, force_rotation: int, now:
 
 
 def initial_state(
-    slot: int, tenant_id: str, period_days: int, force_rotation: int, now: datetime
+    slot: int,
+    tenant_id: str,
+    period_days: int,
+    force_rotation: int,
+    now: datetime,
+    max_lifetime_days: int = MAX_SECRET_LIFETIME_DAYS,
 ) -> SlotState:
     """A slot without any history: the generation the tenant's grid gives it at ``now``."""
-    check_period(period_days)
+    check_period(period_days, max_lifetime_days)
     anchor = Anchor.grid(tenant_id, period_days)
     return _issue(slot, anchor, anchor.desired_generation(slot, now), force_rotation, now)
 
 
-def advance(state: SlotState, period_days: int, force_rotation: int, now: datetime) -> SlotState:
+def advance(
+    state: SlotState,
+    period_days: int,
+    force_rotation: int,
+    now: datetime,
+    max_lifetime_days: int = MAX_SECRET_LIFETIME_DAYS,
+) -> SlotState:
     """The slot's state after a run at ``now`` with these settings (``state`` itself when nothing changes).
 
     A clock behind the slot's last recorded run is treated as that run's time, so nothing goes back.
-    ``force_rotation`` below the recorded value is refused (the caller names the setting).
+    ``force_rotation`` below the recorded value is refused (the caller names the setting); a period whose
+    secrets would outlive ``max_lifetime_days`` is refused (ValueError).
     """
-    check_period(period_days)
+    check_period(period_days, max_lifetime_days)
     if force_rotation < state.force_rotation:
         raise ScheduleError(f"force_rotation may only be raised ({state.force_rotation} -> {force_rotation})")
     moment = max(now, state.recorded_at)

@@ -45,6 +45,7 @@ from components.rotation import (
 )
 from components.settings import (
     MAX_ROTATION_DAYS,
+    MAX_SECRET_LIFETIME_DAYS,
     MIN_ROTATION_DAYS,
     SECRET_SLOTS,
     key,
@@ -56,6 +57,8 @@ from mscloud.clouds import CLOUDS, get_cloud
 from mscloud.ids import is_guid
 
 INPUT_KEYS = ("tenant_id", "cloud", "application_object_id", "slot", "period_days", "force_rotation")
+# An input the schedule obeys but does not record: stacks deployed before it existed have no value for it.
+LIFETIME_KEY = "max_lifetime_days"
 
 _clock_lock = threading.Lock()
 _run_clock: list[Any] = []
@@ -91,8 +94,9 @@ def issued_secrets(tenant_id: str, cloud_name: str, application_object_id: str) 
 
 class SecretSlotProvider(ResourceProvider):
     """Keeps one slot's :class:`SlotState`. Inputs: ``tenant_id``, ``cloud``, ``application_object_id``,
-    ``slot``, ``period_days``, ``force_rotation``. Outputs: the inputs and the state's fields
-    (``SlotState.to_output``). The id is ``slot-<n>``. Nothing is kept on ``self``."""
+    ``slot``, ``period_days``, ``force_rotation`` and ``max_lifetime_days`` (the tenant policy's cap, 730
+    when absent). Outputs: the inputs but the cap, and the state's fields (``SlotState.to_output``). The id
+    is ``slot-<n>``. Nothing is kept on ``self``."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = []
@@ -110,6 +114,16 @@ class SecretSlotProvider(ResourceProvider):
                 CheckFailure(
                     "period_days",
                     f"{key('secretRotationDays')} must be {MIN_ROTATION_DAYS}..{MAX_ROTATION_DAYS}",
+                )
+            )
+        cap = news.get(LIFETIME_KEY, MAX_SECRET_LIFETIME_DAYS)
+        if isinstance(period, int | float) and isinstance(cap, int | float) and period * SECRET_SLOTS > cap:
+            failures.append(
+                CheckFailure(
+                    "period_days",
+                    f"{key('secretRotationDays')} {int(period)} issues secrets valid for "
+                    f"{int(period) * SECRET_SLOTS} days, longer than {key('maxSecretLifetimeDays')} "
+                    f"({int(cap)}) allows",
                 )
             )
         before, after = olds.get("force_rotation"), news.get("force_rotation")
@@ -135,16 +149,19 @@ class SecretSlotProvider(ResourceProvider):
                 f"safely: {error}. Nothing was changed. Remove the secrets you no longer need in the Entra "
                 "admin center (App registrations > the app > Certificates & secrets) and run pulumi up again."
             ) from None
+        cap = _lifetime_cap(props)
         if state is None:
-            state = initial_state(slot, props["tenant_id"], period, force, now)
-        state = advance(state, period, force, now)
+            state = initial_state(slot, props["tenant_id"], period, force, now, cap)
+        state = advance(state, period, force, now, cap)
         return CreateResult(f"slot-{slot}", _outputs(props, state))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         if any(is_unknown(news.get(name)) for name in INPUT_KEYS):
             return DiffResult(changes=True)
         before = SlotState.from_output(olds)
-        after = advance(before, int(news["period_days"]), int(news["force_rotation"]), run_clock())
+        after = advance(
+            before, int(news["period_days"]), int(news["force_rotation"]), run_clock(), _lifetime_cap(news)
+        )
         moved = [name for name in ("tenant_id", "application_object_id") if olds.get(name) != news.get(name)]
         return DiffResult(
             changes=changed(before, after) or bool(moved), replaces=[], delete_before_replace=False
@@ -152,7 +169,9 @@ class SecretSlotProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         before = SlotState.from_output(olds)
-        after = advance(before, int(news["period_days"]), int(news["force_rotation"]), run_clock())
+        after = advance(
+            before, int(news["period_days"]), int(news["force_rotation"]), run_clock(), _lifetime_cap(news)
+        )
         return UpdateResult(_outputs(news, after))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -160,6 +179,11 @@ class SecretSlotProvider(ResourceProvider):
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         """Nothing outside the stack to remove."""
+
+
+def _lifetime_cap(props: Mapping[str, Any]) -> int:
+    cap = props.get(LIFETIME_KEY)
+    return int(cap) if isinstance(cap, int | float) else MAX_SECRET_LIFETIME_DAYS
 
 
 def _outputs(props: Mapping[str, Any], state: SlotState) -> dict[str, Any]:
@@ -191,6 +215,7 @@ class SecretSlot(Resource, module="rotation", name="SecretSlot"):
         slot: int,
         period_days: int,
         force_rotation: int,
+        max_lifetime_days: int = MAX_SECRET_LIFETIME_DAYS,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -200,6 +225,7 @@ class SecretSlot(Resource, module="rotation", name="SecretSlot"):
             "slot": slot,
             "period_days": period_days,
             "force_rotation": force_rotation,
+            LIFETIME_KEY: max_lifetime_days,
             **dict.fromkeys(_STATE_KEYS),
         }
         super().__init__(SecretSlotProvider(), resource_name, props, opts)

@@ -27,7 +27,9 @@ MAX_SECRET_LIFETIME_DAYS = 730
 SECRET_SLOTS = 3
 MIN_ROTATION_DAYS = 7
 # Each secret lives three rotation periods (see components.rotation), all within Entra's two years.
-MAX_ROTATION_DAYS = MAX_SECRET_LIFETIME_DAYS // SECRET_SLOTS
+LIFETIME_PERIODS = SECRET_SLOTS
+MAX_ROTATION_DAYS = MAX_SECRET_LIFETIME_DAYS // LIFETIME_PERIODS
+MIN_SECRET_LIFETIME_DAYS = MIN_ROTATION_DAYS * LIFETIME_PERIODS
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ SETTINGS: dict[str, SettingSpec] = {
     "tags": SettingSpec("array", ()),
     "adoptedSecrets": SettingSpec("array", ()),
     "allowDuplicateAppName": SettingSpec("boolean", False),
+    "maxSecretLifetimeDays": SettingSpec("integer", MAX_SECRET_LIFETIME_DAYS),
     "deployersOwnApp": SettingSpec("boolean", True),
 }
 KNOWN_KEYS = tuple(SETTINGS)
@@ -101,7 +104,22 @@ class StackSettings:
     tags: tuple[str, ...] = ()
     adopted_secrets: tuple[AdoptedSecret, ...] = ()
     allow_duplicate_app_name: bool = False
+    max_secret_lifetime_days: int = MAX_SECRET_LIFETIME_DAYS
     deployers_own_app: bool = True
+
+    @property
+    def secret_lifetime_days(self) -> int:
+        return secret_lifetime_days(self.secret_rotation_days)
+
+
+def secret_lifetime_days(rotation_days: int) -> int:
+    """How long each secret of a schedule with this period is valid (the rule of components.rotation)."""
+    return rotation_days * LIFETIME_PERIODS
+
+
+def longest_rotation_days(max_lifetime_days: int) -> int:
+    """The largest ``secretRotationDays`` whose secrets live at most ``max_lifetime_days``."""
+    return min(MAX_ROTATION_DAYS, max_lifetime_days // LIFETIME_PERIODS)
 
 
 def is_mailbox(value: str) -> bool:
@@ -264,6 +282,22 @@ def load_settings(raw: Mapping[str, Any]) -> StackSettings:
 
     adopted = _adopted_secrets(reader)
     allow_duplicate_app_name = reader.boolean("allowDuplicateAppName", False)
+    max_lifetime = reader.integer(
+        "maxSecretLifetimeDays",
+        MAX_SECRET_LIFETIME_DAYS,
+        MIN_SECRET_LIFETIME_DAYS,
+        MAX_SECRET_LIFETIME_DAYS,
+        f"a whole number of days from {MIN_SECRET_LIFETIME_DAYS} to {MAX_SECRET_LIFETIME_DAYS}: the longest "
+        "client-secret lifetime the tenant's app-management policy allows",
+    )
+    if secret_lifetime_days(rotation_days) > max_lifetime:
+        reader.fail(
+            "secretRotationDays",
+            f"{rotation_days} days gives secrets valid for {secret_lifetime_days(rotation_days)} days "
+            f"({LIFETIME_PERIODS} periods), longer than {key('maxSecretLifetimeDays')} ({max_lifetime}) "
+            f"allows; set {key('secretRotationDays')} to at most {longest_rotation_days(max_lifetime)}, or "
+            f"raise {key('maxSecretLifetimeDays')} once the tenant's policy allows longer secrets",
+        )
     deployers_own_app = reader.boolean("deployersOwnApp", True)
 
     if reader.problems:
@@ -283,6 +317,7 @@ def load_settings(raw: Mapping[str, Any]) -> StackSettings:
         tags=tuple(tags),
         adopted_secrets=tuple(adopted),
         allow_duplicate_app_name=allow_duplicate_app_name,
+        max_secret_lifetime_days=max_lifetime,
         deployers_own_app=deployers_own_app,
     )
 

@@ -125,6 +125,7 @@ class Pop3Tenant(pulumi.ComponentResource):
                 slot=slot,
                 period_days=settings.secret_rotation_days,
                 force_rotation=settings.force_rotation,
+                max_lifetime_days=settings.max_secret_lifetime_days,
                 opts=pulumi.ResourceOptions(parent=self),
             )
             for slot in range(SECRET_SLOTS)

@@ -35,3 +35,4 @@ class Cause(StrEnum):
     CONNECTION_TIMEOUT = "connection-timeout"
     HOST_NOT_FOUND = "host-not-found"
     PROTOCOL_ERROR = "protocol-error"
+    MAIL_NOT_FETCHED = "mail-not-fetched"

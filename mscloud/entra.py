@@ -311,6 +311,13 @@ class TokenClaims:
     roles: tuple[str, ...]
     expires_at: float | None
     app_id: str | None
+    scopes: tuple[str, ...] = ()
+    object_id: str | None = None
+
+    @property
+    def delegated(self) -> bool:
+        """A user's token (it carries ``scp``), not an application's."""
+        return bool(self.scopes)
 
     @classmethod
     def from_token(cls, token: str) -> TokenClaims:
@@ -337,6 +344,8 @@ class TokenClaims:
             roles=(roles,) if isinstance(roles, str) else tuple(str(role) for role in roles),
             expires_at=float(expires) if isinstance(expires, int | float) else None,
             app_id=str(claims.get("appid") or claims.get("azp") or "") or None,
+            scopes=tuple(str(claims.get("scp") or "").split()),
+            object_id=str(claims["oid"]).lower() if claims.get("oid") else None,
         )
 
     def problems(

@@ -18,6 +18,7 @@ from mscloud.errors import Pop3OAuthError
 from mscloud.http import HttpCore, Reply, TokenSource, Transport
 
 API_VERSION = "v1.0"
+BETA = "beta"
 
 
 class GraphError(Pop3OAuthError):
@@ -63,9 +64,12 @@ class GraphClient:
         """``GET {graph}/v1.0/{path}`` and return the JSON object."""
         return self._get(f"{self.base_url}/{path.lstrip('/')}", params)
 
-    def get_all(self, path: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-        """All items of a collection, following ``@odata.nextLink`` (only to the Graph host)."""
-        url = f"{self.base_url}/{path.lstrip('/')}"
+    def get_all(
+        self, path: str, params: Mapping[str, str] | None = None, *, version: str = API_VERSION
+    ) -> list[dict[str, Any]]:
+        """All items of a collection, following ``@odata.nextLink`` (only to the Graph host);
+        ``version`` is ``v1.0`` or ``beta``."""
+        url = f"{self.cloud.graph_url}/{version}/{path.lstrip('/')}"
         return self._http.pages(
             url, lambda link, first: self._get(link, params if first else None), _PathFailures(url)
         )
@@ -80,7 +84,9 @@ class GraphClient:
             flt = f"displayName eq '{_odata_string(display_name)}'"
         else:
             raise ValueError("give client_id or display_name")
-        select = "id,appId,displayName,signInAudience,requiredResourceAccess,passwordCredentials"
+        select = (
+            "id,appId,displayName,signInAudience,requiredResourceAccess,passwordCredentials,createdDateTime"
+        )
         return self.get_all("applications", {"$filter": flt, "$select": select})
 
     def service_principal_by_app_id(self, app_id: str) -> dict[str, Any] | None:
@@ -94,6 +100,34 @@ class GraphClient:
     def app_role_assignments(self, service_principal_id: str) -> list[dict[str, Any]]:
         """The app roles granted to ``service_principal_id`` (admin consent for application permissions)."""
         return self.get_all(f"servicePrincipals/{quote(service_principal_id, safe='')}/appRoleAssignments")
+
+    def directory_roles_of(self, principal_id: str | None) -> list[dict[str, Any]]:
+        """The directory roles the service principal ``principal_id`` holds, directly or through groups
+        (``None``: the signed-in user, ``/me``), each with ``displayName`` and ``roleTemplateId``."""
+        owner = "me" if principal_id is None else f"servicePrincipals/{quote(principal_id, safe='')}"
+        return self.get_all(f"{owner}/transitiveMemberOf/microsoft.graph.directoryRole")
+
+    def default_app_management_policy(self) -> dict[str, Any]:
+        """The tenant-wide ``policies/defaultAppManagementPolicy`` (``isEnabled``,
+        ``applicationRestrictions``)."""
+        return self.get("policies/defaultAppManagementPolicy")
+
+    def app_management_policies(self) -> list[dict[str, Any]]:
+        """The custom ``policies/appManagementPolicies`` (``isEnabled``, ``restrictions``)."""
+        return self.get_all("policies/appManagementPolicies")
+
+    def policy_applies_to(self, policy_id: str) -> list[dict[str, Any]]:
+        """The applications and service principals a custom app-management policy is assigned to."""
+        return self.get_all(f"policies/appManagementPolicies/{quote(policy_id, safe='')}/appliesTo")
+
+    def credential_sign_in_activities(self, app_id: str) -> list[dict[str, Any]]:
+        """The beta ``reports/appCredentialSignInActivities`` of ``app_id``'s credentials (one entry per
+        credential and resource, with ``keyId`` and ``signInActivity.lastSignInDateTime``)."""
+        return self.get_all(
+            "reports/appCredentialSignInActivities",
+            {"$filter": f"appId eq '{_odata_string(app_id)}'"},
+            version=BETA,
+        )
 
     def _get(self, url: str, params: Mapping[str, str] | None) -> dict[str, Any]:
         failures = _PathFailures(url)

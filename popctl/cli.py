@@ -27,6 +27,7 @@ from popctl.errors import UsageError, exit_code, exit_table
 
 if TYPE_CHECKING:
     from mscloud.retry import Backoff
+    from popctl.signins import SignInReader
     from popctl.stack import StackReader
 
 
@@ -39,6 +40,10 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "verify": Command(
         "popctl.commands.verify", "log in to each mailbox with POP3 + XOAUTH2 and report what is missing"
+    ),
+    "preflight": Command(
+        "popctl.commands.preflight",
+        "read-only checks before the first pulumi up: rights, Exchange Online, mailboxes, secret policies",
     ),
     "handoff": Command(
         "popctl.commands.handoff", 'the values for Concept Office "Externe Systeme" (German labels)'
@@ -62,12 +67,14 @@ class Context:
     """What the commands take from the world; tests pass their own to :func:`main` (the one seam).
 
     ``read_stack`` reads a stack's outputs (None: the Pulumi CLI); ``verify_backoff`` spaces the retries of
-    ``verify --wait`` (None: 2, 4, 8, ... 30 s).
+    ``verify --wait`` (None: 2, 4, 8, ... 30 s); ``read_sign_ins`` reads the secrets' sign-in activity for
+    ``fleet`` and ``handoff`` (None: Microsoft Graph, or ``fleet --recorded``'s files).
     """
 
     consoles: Consoles = field(default_factory=Consoles)
     read_stack: StackReader | None = None
     verify_backoff: Backoff | None = None
+    read_sign_ins: SignInReader | None = None
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:

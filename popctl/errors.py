@@ -25,17 +25,23 @@ class Exit(IntEnum):
 
 
 EXIT_CODES: dict[Exit, str] = {
-    Exit.OK: "done: every mailbox passed (verify), every tenant in sync (fleet), the command did its work",
+    Exit.OK: (
+        "done: every mailbox passed (verify), every tenant in sync (fleet), every check ok (preflight), the "
+        "command did its work"
+    ),
     Exit.FAILED: (
         "a finding or a failure: a mailbox failed (verify); drift, pending changes or an expiring secret "
-        "(fleet); the command could not do its work (handoff: no secret; login: refused; adopt: app not "
-        "found or ambiguous, no Exchange Online, no permission)"
+        "(fleet); a check found a problem (preflight); the command could not do its work (handoff: no "
+        "secret; login: refused; adopt: app not found or ambiguous, no Exchange Online, no permission)"
     ),
     Exit.USAGE: (
         "usage error: a bad or missing option or POP3_OAUTH_NOW, no client secret, the Pulumi CLI missing, "
         "a stack whose outputs cannot be read, no stacks to check, files adopt would overwrite (--force)"
     ),
-    Exit.UNCHECKED: "fleet: at least one tenant could not be checked (wins over 1)",
+    Exit.UNCHECKED: (
+        "fleet: at least one tenant could not be checked; preflight: at least one check could not be made "
+        "(wins over 1)"
+    ),
     Exit.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 """The one exit-code table; ``popctl --help`` prints it and docs/verify-and-handoff.md shows it."""

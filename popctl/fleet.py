@@ -1,5 +1,10 @@
 """The fleet report: every tenant stack checked for drift, pending changes and expiring secrets.
 
+With a :data:`~popctl.signins.SignInReader`, each secret also carries its last sign-in, and a pending
+rotation that would revoke a secret used within ``in_use_days`` is flagged (``revokesInUse``): the operator
+switches the ERP over first. A tenant whose activity cannot be read keeps its report and says why
+(``signInActivity``), never becoming an error row.
+
 Each tenant is checked on a worker thread through a :class:`~popctl.previews.PreviewRunner`: its outputs
 (for the secrets' expiry), a refresh preview (drift) and a preview (pending changes). One failing or hanging
 tenant becomes an ``error`` row and never stops or hides the others. :func:`exit_status` turns the rows
@@ -15,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,12 +29,17 @@ from components.outputs import SecretRecord
 from components.settings import program_clock, to_rfc3339
 from popctl.errors import Exit
 from popctl.previews import PreviewError, PreviewRunner, ResourceChange
+from popctl.signins import SignInReader, SignInsUnavailable
 from popctl.values import EXAMPLE_STACK, STACK_NAME, rfc3339
 
 STACK_FILE = re.compile(rf"^Pulumi\.(?P<stack>{STACK_NAME})\.yaml$")
+# The resources whose change renews (revokes and re-issues) a slot's secret: its password and its record.
+SLOT_RESOURCE = re.compile(r"^pop3-secret-(?:slot-)?(?P<slot>\d+)$")
+REVOKING_OPS = frozenset({"replace", "create-replacement", "delete-replaced", "delete", "update"})
 
 DEFAULT_WORKERS = 4
 DEFAULT_EXPIRY_DAYS = 30
+DEFAULT_IN_USE_DAYS = 7
 DEFAULT_TENANT_TIMEOUT = 900.0
 _ERROR_LIMIT = 500
 
@@ -45,6 +55,8 @@ class SecretExpiry:
     expires_at: datetime
     expires_in_days: int
     expiring: bool
+    slot: int | None = None
+    last_sign_in_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +67,7 @@ class SecretExpiry:
             "expiresAt": to_rfc3339(self.expires_at),
             "expiresInDays": self.expires_in_days,
             "expiring": self.expiring,
+            "lastSignInAt": to_rfc3339(self.last_sign_in_at) if self.last_sign_in_at else None,
         }
 
 
@@ -69,6 +82,10 @@ class TenantReport:
     secrets: tuple[SecretExpiry, ...] = ()
     errors: tuple[str, ...] = ()
     duration_seconds: float = 0.0
+    next_rotation_at: datetime | None = None
+    sign_ins_note: str | None = None
+    revokes_in_use: tuple[SecretExpiry, ...] = ()
+    checked_at: datetime | None = None
 
     @property
     def expiring(self) -> bool:
@@ -98,6 +115,9 @@ class TenantReport:
             "expiring": self.expiring,
             "errors": list(self.errors),
             "durationSeconds": round(self.duration_seconds, 3),
+            "nextSecretRotationAt": to_rfc3339(self.next_rotation_at) if self.next_rotation_at else None,
+            "signInActivity": self.sign_ins_note or "read",
+            "revokesInUse": [secret.key_id for secret in self.revokes_in_use],
         }
 
 
@@ -156,9 +176,35 @@ def secret_expiries(outputs: Mapping[str, Any], now: datetime, expiry_days: int)
                 expires_at=expires_at,
                 expires_in_days=math.floor((expires_at - now).total_seconds() / 86400),
                 expiring=expires_at <= horizon and status != "retiring",
+                slot=record.slot,
             )
         )
     return tuple(sorted(result, key=lambda secret: secret.expires_at))
+
+
+def with_sign_ins(
+    secrets: Sequence[SecretExpiry], sign_ins: Mapping[str, datetime | None]
+) -> tuple[SecretExpiry, ...]:
+    """``secrets`` with their last sign-in (key ids compare case-insensitively)."""
+    return tuple(replace(secret, last_sign_in_at=sign_ins.get(secret.key_id.lower())) for secret in secrets)
+
+
+def revoked_in_use(
+    secrets: Sequence[SecretExpiry], pending: Sequence[ResourceChange], now: datetime, in_use_days: int
+) -> tuple[SecretExpiry, ...]:
+    """The secrets a pending change would revoke (its slot's password or record is replaced or changed)
+    that signed in within ``in_use_days`` of ``now``."""
+    slots = {
+        int(match["slot"])
+        for change in pending
+        if change.op in REVOKING_OPS and (match := SLOT_RESOURCE.match(change.name))
+    }
+    since = now - timedelta(days=in_use_days)
+    return tuple(
+        secret
+        for secret in secrets
+        if secret.slot in slots and secret.last_sign_in_at is not None and secret.last_sign_in_at >= since
+    )
 
 
 def check_tenant(
@@ -167,16 +213,20 @@ def check_tenant(
     now: datetime,
     expiry_days: int,
     clock: Callable[[], float] = time.monotonic,
+    sign_ins: SignInReader | None = None,
+    in_use_days: int = DEFAULT_IN_USE_DAYS,
 ) -> TenantReport:
-    """Check one stack: outputs and secret expiry, drift, pending changes.
+    """Check one stack: outputs and secret expiry, sign-in activity, drift, pending changes.
 
     Every part is attempted even if an earlier one failed, so an error row still shows what could be
-    learnt. Only :class:`PreviewError` and malformed outputs are expected here; see :func:`run_fleet` for
-    the boundary that catches everything else.
+    learnt. Only :class:`PreviewError`, :class:`SignInsUnavailable` and malformed outputs are expected
+    here; see :func:`run_fleet` for the boundary that catches everything else.
     """
     started = clock()
     errors: list[str] = []
     tenant_id: str | None = None
+    next_rotation_at: datetime | None = None
+    note: str | None = "not asked" if sign_ins is None else "not read"
     secrets: tuple[SecretExpiry, ...] = ()
     drift: tuple[ResourceChange, ...] = ()
     pending: tuple[ResourceChange, ...] = ()
@@ -184,7 +234,17 @@ def check_tenant(
         outputs = runner.outputs(stack)
         raw_tenant = outputs.get("tenantId")
         tenant_id = raw_tenant if isinstance(raw_tenant, str) else None
+        raw_next = outputs.get("nextSecretRotationAt")
+        if isinstance(raw_next, str):
+            next_rotation_at = rfc3339(raw_next, "outputs.nextSecretRotationAt")
         secrets = secret_expiries(outputs, now, expiry_days)
+        activity = sign_ins(stack, outputs) if sign_ins is not None else None
+        if activity is not None:
+            secrets, note = with_sign_ins(secrets, activity), None
+        elif sign_ins is not None:
+            note = "not recorded"
+    except SignInsUnavailable as unavailable:
+        note = _limit(str(unavailable))
     except (PreviewError, ValueError) as error:
         errors.append(_limit(f"outputs: {error}"))
     try:
@@ -195,15 +255,33 @@ def check_tenant(
         pending = runner.preview(stack).changes
     except PreviewError as error:
         errors.append(_limit(f"preview: {error}"))
-    return TenantReport(stack, tenant_id, drift, pending, secrets, tuple(errors), clock() - started)
+    return TenantReport(
+        stack,
+        tenant_id,
+        drift,
+        pending,
+        secrets,
+        tuple(errors),
+        clock() - started,
+        next_rotation_at=next_rotation_at,
+        sign_ins_note=note,
+        revokes_in_use=revoked_in_use(secrets, pending, now, in_use_days),
+        checked_at=now,
+    )
 
 
 def _isolated_check(
-    stack: str, runner: PreviewRunner, now: datetime, expiry_days: int, clock: Callable[[], float]
+    stack: str,
+    runner: PreviewRunner,
+    now: datetime,
+    expiry_days: int,
+    clock: Callable[[], float],
+    sign_ins: SignInReader | None,
+    in_use_days: int,
 ) -> TenantReport:
     started = clock()
     try:
-        return check_tenant(stack, runner, now, expiry_days, clock)
+        return check_tenant(stack, runner, now, expiry_days, clock, sign_ins, in_use_days)
     # Per-tenant isolation boundary: a runner bug (any exception type) must become this tenant's error row
     # instead of aborting the whole report and hiding the other tenants' results.
     except Exception as error:  # noqa: BLE001
@@ -221,6 +299,8 @@ def run_fleet(
     now: datetime | None = None,
     clock: Callable[[], float] = time.monotonic,
     observer: FleetObserver | None = None,
+    sign_ins: SignInReader | None = None,
+    in_use_days: int = DEFAULT_IN_USE_DAYS,
 ) -> list[TenantReport]:
     """Check ``stacks`` with at most ``workers`` at a time; one report per stack, in the order given.
 
@@ -240,7 +320,7 @@ def run_fleet(
         with lock:
             started_at[stack] = clock()
         watcher.started(stack)
-        return _isolated_check(stack, runner, moment, expiry_days, clock)
+        return _isolated_check(stack, runner, moment, expiry_days, clock, sign_ins, in_use_days)
 
     poll = max(0.005, min(0.25, tenant_timeout / 4))
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="popctl-fleet")

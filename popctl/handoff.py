@@ -1,17 +1,20 @@
 """The hand-off sheet: the values an operator types into Concept Office's "Externe Systeme" module.
 
 Labels are German (as the ERP shows them) with English in parentheses. The client secret is on the sheet
-only when asked for (``popctl handoff --show-secret``).
+only when asked for (``popctl handoff --show-secret``). Below the fields, every secret of the app with its
+status, expiry and - where the tenant's credential sign-in report could be read - its last sign-in, so the
+operator sees which secret the ERP really uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from components.outputs import StackOutputs
+from components.outputs import SecretRecord, StackOutputs
+from components.settings import to_rfc3339
 from mscloud.clouds import CLOUDS, DEFAULT_CLOUD, get_cloud
 
 EXPIRY_WARNING_DAYS = 30
@@ -63,8 +66,12 @@ def sheet(outputs: StackOutputs, *, show_secret: bool, now: datetime) -> list[Fi
     ]
 
 
-def render_text(outputs: StackOutputs, *, show_secret: bool, now: datetime) -> str:
-    """The sheet as aligned ``label: value`` lines (plain text: safe to copy from)."""
+SignIns = Mapping[str, datetime | None] | None
+"""Last sign-in per key id (lower case), or None when the activity was not read."""
+
+
+def render_text(outputs: StackOutputs, *, show_secret: bool, now: datetime, sign_ins: SignIns = None) -> str:
+    """The sheet as aligned ``label: value`` lines (plain text: safe to copy from), then the secrets."""
     fields = sheet(outputs, show_secret=show_secret, now=now)
     width = max(len(field.label) for field in fields)
     lines = [
@@ -74,7 +81,38 @@ def render_text(outputs: StackOutputs, *, show_secret: bool, now: datetime) -> s
     ]
     if len(outputs.mailboxes) > 1:
         lines += ["", "Je Postfach ein Eintrag in Externe Systeme (one entry per mailbox)."]
+    if outputs.secrets:
+        lines += ["", "Geheimnisse der App (secrets of the app):"]
+        lines += [f"  {_secret_line(record, sign_ins)}" for record in outputs.secrets]
     return "\n".join(lines)
+
+
+def _secret_line(record: SecretRecord, sign_ins: SignIns) -> str:
+    expires = (record.expires_at or "-")[:10]
+    if sign_ins is None:
+        used = "letzte Anmeldung unbekannt (last sign-in unknown)"
+    elif (moment := sign_ins.get(record.key_id.lower())) is None:
+        used = "keine Anmeldung gemeldet (no sign-in reported)"
+    else:
+        used = f"letzte Anmeldung {moment:%d.%m.%Y} (last sign-in {moment.date().isoformat()})"
+    return f"{record.key_id}  {record.status:<8}  gültig bis (expires) {expires}  {used}"
+
+
+def secrets_json(outputs: StackOutputs, sign_ins: SignIns) -> list[dict[str, object]]:
+    """The secrets (never a value) with ``lastSignInAt`` (None: never reported, or not read)."""
+    return [
+        {
+            "keyId": record.key_id,
+            "status": record.status,
+            "expiresAt": record.expires_at,
+            "lastSignInAt": (
+                to_rfc3339(moment)
+                if sign_ins is not None and (moment := sign_ins.get(record.key_id.lower()))
+                else None
+            ),
+        }
+        for record in outputs.secrets
+    ]
 
 
 def as_json(outputs: StackOutputs, *, show_secret: bool, now: datetime) -> dict[str, Any]:

@@ -6,8 +6,9 @@ rejects the token may answer with a ``+ <base64 JSON>`` challenge instead of ``-
 that challenge is a refusal, so only a line starting with ``+OK`` counts as success - ``poplib``'s own
 response check would take any ``+`` line for one.
 
-Nothing here changes a mailbox: the session reads ``STAT`` and quits without ``DELE``. No exception
-message contains the token; server replies are quoted, and servers do not echo the SASL string.
+Nothing here changes a mailbox: the session reads ``STAT`` (and, to date the mail, ``TOP n 0`` - headers
+only - for up to ``date_limit`` messages) and quits without ``RETR`` or ``DELE``. No exception message
+contains the token; server replies are quoted, and servers do not echo the SASL string.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import poplib
 import socket
 import ssl
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from mscloud.causes import Cause
@@ -31,10 +35,16 @@ _MAX_QUOTED = 200
 
 @dataclass(frozen=True)
 class MailboxStatus:
-    """What ``STAT`` reports: the number of messages and their total size in octets."""
+    """What ``STAT`` reports: the number of messages and their total size in octets.
+
+    With a ``date_limit``, ``oldest_message_at`` is the earliest date among the messages read (None when
+    none carried a date) and ``dated`` how many messages were read for it (at most the limit).
+    """
 
     messages: int
     octets: int
+    oldest_message_at: datetime | None = None
+    dated: int = 0
 
 
 class Pop3Error(Pop3OAuthError):
@@ -96,19 +106,25 @@ def read_mailbox_status(
     *,
     context: ssl.SSLContext,
     timeout: float = DEFAULT_TIMEOUT,
+    date_limit: int = 0,
 ) -> MailboxStatus:
     """Log in to ``user``'s mailbox with XOAUTH2, read ``STAT`` and quit.
 
-    ``context`` must verify the certificate (``ssl.create_default_context()`` does). Raises
-    :class:`Pop3ConnectError`, :class:`Pop3TlsError`, :class:`Pop3LoginRefused` or
+    With ``date_limit`` > 0 the headers of the first ``date_limit`` messages (``TOP n 0``, every one: the
+    server's order says nothing about age) are read and the earliest date found is reported
+    (:func:`message_date`). ``context`` must verify the certificate (``ssl.create_default_context()`` does).
+    Raises :class:`Pop3ConnectError`, :class:`Pop3TlsError`, :class:`Pop3LoginRefused` or
     :class:`Pop3ProtocolError`.
     """
     session = _connect(host, port, context, timeout)
     try:
         _authenticate(session, user, token)
         messages, octets = session.stat()
+        dated = min(messages, max(0, date_limit))
+        dates = [message_date(b"\r\n".join(session.top(number, 0)[1])) for number in range(1, dated + 1)]
         session.quit()
-        return MailboxStatus(messages=messages, octets=octets)
+        known = [moment for moment in dates if moment is not None]
+        return MailboxStatus(messages, octets, min(known) if known else None, dated)
     except poplib.error_proto as error:
         raise Pop3ProtocolError(f"unexpected reply from {host}:{port}: {_quote(error.args)}") from None
     except TimeoutError:
@@ -125,6 +141,26 @@ def read_mailbox_status(
         ) from None
     finally:
         session.close()
+
+
+def message_date(headers: bytes) -> datetime | None:
+    """When a message reached the mailbox: the earliest ``Received:`` header's date (the first hop; the
+    hop into the mailbox comes no earlier), else its ``Date:`` header; None when neither parses."""
+    parsed = BytesHeaderParser().parsebytes(headers)
+    moments = [_header_date(str(value).rpartition(";")[2]) for value in parsed.get_all("Received") or ()]
+    known = [moment for moment in moments if moment is not None]
+    if known:
+        return min(known)
+    date = parsed.get("Date")
+    return _header_date(str(date)) if date else None
+
+
+def _header_date(text: str) -> datetime | None:
+    try:
+        moment = parsedate_to_datetime(text.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class _Session(poplib.POP3_SSL):

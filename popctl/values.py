@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from components import settings
@@ -19,6 +19,7 @@ from popctl.errors import UsageError
 EXAMPLE_STACK = "example"
 STACK_NAME = "[A-Za-z0-9._-]+"
 _STACK_NAME = re.compile(f"^{STACK_NAME}$")
+_DURATION = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?$")
 
 
 def stack_name(name: str, option: str = "--stack", *, new: bool = False) -> str:
@@ -49,6 +50,19 @@ def mailboxes(values: list[str], option: str = "--mailbox") -> tuple[str, ...]:
     if bad:
         raise UsageError(f"{option} must be an e-mail address like edi@contoso.com, got {', '.join(bad)}")
     return tuple(unique.values())
+
+
+def duration(text: str, option: str) -> timedelta:
+    """``6h``, ``2d``, ``90m`` or ``1d12h`` as a positive :class:`~datetime.timedelta`."""
+    match = _DURATION.match(text.strip().lower())
+    span = (
+        timedelta(days=int(match["d"] or 0), hours=int(match["h"] or 0), minutes=int(match["m"] or 0))
+        if match
+        else timedelta()
+    )
+    if span <= timedelta():
+        raise UsageError(f"{option} must be a duration like 6h, 2d, 90m or 1d12h, got {text!r}")
+    return span
 
 
 def cloud(name: str, environ: Mapping[str, str] | None = None) -> Cloud:

@@ -2,10 +2,13 @@
 
 Per mailbox: a fresh app-only token (:func:`mscloud.entra.fresh_app_token`), a check of its claims (tenant,
 audience, ``roles`` containing POP.AccessAsApp) without showing it, a POP3-over-TLS login in the two-step
-XOAUTH2 form, ``STAT``, ``QUIT``. Every failure is named with a :class:`~mscloud.causes.Cause` and has a
-remedy. With a wait, the failures that can be propagation delays are retried under the one retry policy
-(:mod:`mscloud.retry`) until the deadline; with ``admin``, a refused login is explained from the Exchange
-side (registration, FullAccess, POP enabled) by the rules of :mod:`mscloud.permissions`.
+XOAUTH2 form, ``STAT``, ``QUIT``; with a ``max_age``, also the headers of up to ``date_limit``
+messages (``TOP n 0``, never ``RETR`` or ``DELE``), failing the mailbox as ``mail-not-fetched`` when its
+oldest message is older: an ERP that deletes what it fetches has stopped fetching. Every failure is named
+with a :class:`~mscloud.causes.Cause` and has a remedy. With a wait, the failures that can be propagation
+delays are retried under the one retry policy (:mod:`mscloud.retry`) until the deadline; with ``admin``, a
+refused login is explained from the Exchange side (registration, FullAccess, POP enabled) by the rules of
+:mod:`mscloud.permissions`.
 
 Neither the client secret nor a token is ever put into a result or an exception.
 """
@@ -16,8 +19,10 @@ import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from components.settings import to_rfc3339
 from mscloud.auth import shared_token_source
 from mscloud.causes import Cause
 from mscloud.entra import AppTokenRequest, TokenClaims, TokenRequestFailed, fresh_app_token
@@ -102,12 +107,20 @@ REMEDIES: Mapping[Cause, str] = {
     Cause.PROTOCOL_ERROR: (
         "The server does not behave like a POP3 server: check --pop3-host and --pop3-port."
     ),
+    Cause.MAIL_NOT_FETCHED: (
+        "The ERP has stopped fetching this mailbox: check in Concept Office (Externe Systeme) that the "
+        "mailbox entry has the current client secret (`popctl handoff --show-secret`) and that its fetch "
+        "job runs; orders and order confirmations wait in the mailbox until then."
+    ),
 }
 
 PROPAGATION_CAUSES = frozenset(
     {Cause.UNKNOWN_APP, Cause.INVALID_SECRET, Cause.CONSENT_MISSING, Cause.LOGIN_REFUSED}
 )
 """Failures that can be propagation delays after `pulumi up`, and so are retried within ``--wait``."""
+
+DEFAULT_DATE_LIMIT = 500
+"""How many messages ``--max-age`` dates at most per session (``TOP n 0`` each), to keep the session short."""
 
 DEFAULT_BACKOFF = Backoff(initial=2.0, factor=2.0, maximum=30.0)
 """The waits between the attempts of ``--wait``: 2, 4, 8, 16, then 30 s."""
@@ -148,6 +161,7 @@ class MailboxResult:
     attempts: int = 1
     seconds: float = 0.0
     findings: list[str] = field(default_factory=list)
+    oldest_message_at: datetime | None = None
 
     @property
     def remedy(self) -> str | None:
@@ -166,6 +180,7 @@ class MailboxResult:
             "attempts": self.attempts,
             "seconds": round(self.seconds, 3),
             "findings": list(self.findings),
+            "oldestMessageAt": to_rfc3339(self.oldest_message_at) if self.oldest_message_at else None,
         }
 
 
@@ -174,7 +189,15 @@ TokenAcquirer = Callable[[AppTokenRequest, str], str]
 
 class MailboxLogin(Protocol):
     def __call__(
-        self, host: str, port: int, user: str, token: str, *, context: ssl.SSLContext, timeout: float
+        self,
+        host: str,
+        port: int,
+        user: str,
+        token: str,
+        *,
+        context: ssl.SSLContext,
+        timeout: float,
+        date_limit: int,
     ) -> MailboxStatus: ...
 
 
@@ -191,8 +214,9 @@ class Observer(Protocol):
 class Verifier:
     """Checks mailboxes of one :class:`~popctl.target.Target` with one secret.
 
-    ``acquire``, ``login``, ``clock`` and ``sleep`` are seams for tests; ``backoff`` defaults to
-    :data:`DEFAULT_BACKOFF`; ``on_retry`` is told about every wait (the progress line).
+    ``acquire``, ``login``, ``clock``, ``sleep`` and ``now`` are seams for tests; ``backoff`` defaults to
+    :data:`DEFAULT_BACKOFF`; ``on_retry`` is told about every wait (the progress line). With ``max_age``, a
+    mailbox whose oldest message (of the first ``date_limit``) is older fails as ``mail-not-fetched``.
     """
 
     def __init__(
@@ -207,6 +231,9 @@ class Verifier:
         sleep: Callable[[float], None] = time.sleep,
         on_retry: Callable[[RetryNotice], None] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        max_age: timedelta | None = None,
+        date_limit: int = DEFAULT_DATE_LIMIT,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.target = target
         self._secret = secret
@@ -217,6 +244,9 @@ class Verifier:
         self._sleep = sleep
         self._on_retry = on_retry
         self._timeout = timeout
+        self._max_age = max_age
+        self._date_limit = date_limit if max_age is not None else 0
+        self._now = now
         self.tls_context = ssl.create_default_context(cafile=str(target.ca_file) if target.ca_file else None)
 
     def __repr__(self) -> str:
@@ -263,9 +293,37 @@ class Verifier:
                 seconds=self._clock() - started,
             )
         elapsed = self._clock() - started
-        return MailboxResult(
-            mailbox, True, status.messages, status.octets, attempts=attempts, seconds=elapsed
+        result = MailboxResult(
+            mailbox,
+            True,
+            status.messages,
+            status.octets,
+            attempts=attempts,
+            seconds=elapsed,
+            oldest_message_at=status.oldest_message_at,
         )
+        self._judge_age(result, status)
+        return result
+
+    def _judge_age(self, result: MailboxResult, status: MailboxStatus) -> None:
+        """Fail ``result`` as ``mail-not-fetched`` when its oldest message is older than ``max_age``."""
+        if self._max_age is None:
+            return
+        if status.dated < status.messages:
+            result.findings.append(
+                f"dated the first {status.dated} of {status.messages} messages (the limit of one session)"
+            )
+        oldest = status.oldest_message_at
+        if oldest is None:
+            return
+        age = self._now() - oldest
+        if age > self._max_age:
+            result.ok = False
+            result.cause = Cause.MAIL_NOT_FETCHED
+            result.detail = (
+                f"the oldest message arrived {to_rfc3339(oldest)}, {_duration(age)} ago, longer than "
+                f"--max-age {_duration(self._max_age)}"
+            )
 
     def attempt(self, mailbox: str) -> MailboxStatus:
         """One try: a fresh token, its claims, the POP3 login and STAT; raises :class:`Failure`."""
@@ -289,6 +347,7 @@ class Verifier:
                 token,
                 context=self.tls_context,
                 timeout=self._timeout,
+                date_limit=self._date_limit,
             )
         except Pop3LoginRefused as refused:
             if Cause.TOKEN_EXPIRED in problems:
@@ -298,6 +357,15 @@ class Verifier:
             raise Failure(Cause.LOGIN_REFUSED, f"{where}: {refused.reply}") from None
         except Pop3Error as error:
             raise Failure(error.cause, str(error)) from None
+
+
+def _duration(span: timedelta) -> str:
+    """``2d 3h``, ``6h``, ``45m``: a span as ``--max-age`` writes it, to the minute."""
+    minutes = int(span.total_seconds() // 60)
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{value}{unit}" for value, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if value]
+    return " ".join(parts) or "0m"
 
 
 def _refuse_claims(claims: TokenClaims, problems: Sequence[Cause], target: Target) -> None:
@@ -403,10 +471,21 @@ def verify_mailboxes(
     timeout: float = DEFAULT_TIMEOUT,
     admin: bool = False,
     backoff: Backoff | None = None,
+    max_age: timedelta | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> list[MailboxResult]:
     """Verify every mailbox of ``target`` in turn, telling ``observer``; with ``admin``, explain refused
-    logins with an Exchange admin client (``ARM_*`` credentials or the ``popctl login`` cache)."""
-    verifier = Verifier(target, secret, backoff=backoff, on_retry=observer.retrying, timeout=timeout)
+    logins with an Exchange admin client (``ARM_*`` credentials or the ``popctl login`` cache); with
+    ``max_age``, fail mailboxes whose oldest message is older (``mail-not-fetched``)."""
+    verifier = Verifier(
+        target,
+        secret,
+        backoff=backoff,
+        on_retry=observer.retrying,
+        timeout=timeout,
+        max_age=max_age,
+        now=now,
+    )
     exchange: ExchangeClient | None = None
     results: list[MailboxResult] = []
     try:

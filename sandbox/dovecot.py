@@ -34,6 +34,8 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -81,6 +83,19 @@ def sample_messages(count: int = 3) -> list[bytes]:
         ).encode("ascii")
         for index in range(1, count + 1)
     ]
+
+
+def dated_message(index: int, *received: datetime) -> bytes:
+    """A small message with one ``Received:`` header per moment, in the order given (a mail server adds
+    the newest on top) and no ``Date:``: its age comes from the Received headers alone."""
+    hops = "".join(
+        f"Received: from relay{hop}.example.test by mx.example.test; {format_datetime(moment)}\r\n"
+        for hop, moment in enumerate(received)
+    )
+    return (
+        f"{hops}From: sender{index}@example.test\r\nTo: edi@example.test\r\nSubject: Order {index}\r\n"
+        f"Message-ID: <dated-{index}@example.test>\r\n\r\nBody of order {index}.\r\n"
+    ).encode("ascii")
 
 
 def key_path(keys_dir: Path, kid: str, *, alg: str = "RS256", azp: str = "default") -> Path:

@@ -14,6 +14,8 @@ Routes, each under ``/v1.0`` and ``/beta`` alike. ``{app}`` is ``applications/{i
 - ``GET|POST /{sp}/appRoleAssignments`` (``{sp}`` is the principal),
   ``GET|DELETE /{sp}/appRoleAssignments/{id}``
 - ``GET /directoryObjects/{id}``, ``POST /directoryObjects/getByIds``
+- the tenant-wide routes of :mod:`sandbox.graph_tenant` (:attr:`GraphFake.tenant_tables`): app-management
+  policies, directory roles of principals, the credential sign-in report
 
 Collections take ``$filter`` (``{property} eq '..'`` and ``startswith({property},'..')`` joined by
 ``and``/``or``, quotes doubled inside strings, compared without regard to case as the directory does),
@@ -101,6 +103,7 @@ from urllib.parse import unquote, urlencode
 import jwt
 
 from sandbox.entra import EXCHANGE_RESOURCE, EntraFake, FakeApp
+from sandbox.graph_tenant import TenantTables
 from sandbox.tls import HttpRequest, HttpResponse
 
 EXCHANGE_ONLINE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
@@ -287,6 +290,7 @@ class GraphFake:
         self.paths: list[str] = []
         self.writes: list[GraphWrite] = []
         self.issued_secrets: list[str] = []
+        self.tenant_tables = TenantTables()
         self._entra_apps_created: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
 
@@ -309,6 +313,7 @@ class GraphFake:
             self.paths.clear()
             self.writes.clear()
             self.issued_secrets.clear()
+            self.tenant_tables.reset()
             self.faults = GraphFaults()
 
     def seed_tenant(
@@ -607,6 +612,9 @@ class GraphFake:
             )
 
     def _route(self, call: _Call) -> HttpResponse:
+        tenant_wide = self.tenant_tables.route(self, call)
+        if tenant_wide is not None:
+            return tenant_wide
         head, rest = call.segments[0], call.segments[1:]
         if head == "directoryObjects":
             return self._directory_objects(call, rest)

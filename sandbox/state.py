@@ -9,7 +9,8 @@ The fakes' records are dataclasses; :func:`encode` and :func:`decode` convert th
 a field added to a record is saved without a change here, and a document written before the field existed
 loads with the field's default. What is kept: the token signing keys, tenants, apps and their secrets and
 roles, delegated refresh tokens; every directory object of Graph; every Exchange registration, mailbox and
-permission. What is not: request counters and logs, switched-on faults, pending device-code sign-ins.
+permission. What is not: request counters and logs, switched-on faults, pending device-code sign-ins, and
+Graph's tenant-wide tables (``sandbox.graph_tenant``: policies, roles, sign-ins), which start as defaults.
 """
 
 from __future__ import annotations

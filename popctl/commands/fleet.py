@@ -1,6 +1,8 @@
 """``popctl fleet``: the options, one call of :func:`popctl.fleet.run_fleet`, and the report.
 
-The report goes to stdout (a table, or a JSON array); the progress bar to stderr, and only on a terminal.
+The report goes to stdout (a table, or a JSON array); the progress bar and the notes (sign-in activity that
+could not be read, said once per reason) to stderr, the progress only on a terminal. ``--calendar`` and
+``--metrics`` also write the iCalendar and Prometheus files.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from popctl import values
 from popctl.errors import Exit, UsageError
 from popctl.fleet import (
     DEFAULT_EXPIRY_DAYS,
+    DEFAULT_IN_USE_DAYS,
     DEFAULT_TENANT_TIMEOUT,
     DEFAULT_WORKERS,
     SecretExpiry,
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from popctl.cli import Context
+    from popctl.signins import SignInReader
 
 _STATUS_STYLE = {
     "in-sync": "green",
@@ -52,6 +56,10 @@ class FleetOptions:
     progress: bool
     project_dir: Path | None
     recorded: Path | None
+    in_use_days: int = DEFAULT_IN_USE_DAYS
+    sign_ins: bool = True
+    calendar: Path | None = None
+    metrics: Path | None = None
 
 
 def _whole_number(text: str) -> int:
@@ -98,7 +106,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="read DIR/<stack>/{refresh,preview,outputs}.json instead of running pulumi",
+        help="read DIR/<stack>/{refresh,preview,outputs,signins}.json instead of running pulumi and Graph",
+    )
+    parser.add_argument(
+        "--in-use-days",
+        type=_whole_number,
+        default=DEFAULT_IN_USE_DAYS,
+        metavar="DAYS",
+        help="flag a pending rotation that revokes a secret used within this many days (default 7)",
+    )
+    parser.add_argument(
+        "--no-sign-ins",
+        action="store_true",
+        help="do not read the secrets' sign-in activity (Graph, AuditLog.Read.All)",
+    )
+    parser.add_argument(
+        "--calendar", type=Path, metavar="FILE.ics", help="also write rotations and expiries as iCalendar"
+    )
+    parser.add_argument(
+        "--metrics",
+        type=Path,
+        metavar="FILE.prom",
+        help="also write Prometheus metrics for node_exporter's textfile collector",
     )
 
 
@@ -110,6 +139,12 @@ def parse(namespace: argparse.Namespace) -> FleetOptions:
     stacks = tuple(dict.fromkeys(values.stack_name(name) for name in namespace.stack))
     if namespace.recorded is not None and not namespace.recorded.is_dir():
         raise UsageError(f"--recorded {namespace.recorded} is not a directory")
+    for option, path, suffix in (
+        ("--calendar", namespace.calendar, ".ics"),
+        ("--metrics", namespace.metrics, ".prom"),
+    ):
+        if path is not None and (path.suffix != suffix or not path.parent.is_dir()):
+            raise UsageError(f"{option} must name a {suffix} file in an existing directory, got {path}")
     return FleetOptions(
         stacks=stacks,
         workers=namespace.workers,
@@ -119,6 +154,10 @@ def parse(namespace: argparse.Namespace) -> FleetOptions:
         progress=not namespace.no_progress,
         project_dir=namespace.project_dir,
         recorded=namespace.recorded,
+        in_use_days=namespace.in_use_days,
+        sign_ins=not namespace.no_sign_ins,
+        calendar=namespace.calendar,
+        metrics=namespace.metrics,
     )
 
 
@@ -145,12 +184,49 @@ def run(options: FleetOptions, context: Context) -> Exit:
             tenant_timeout=options.timeout,
             now=now,
             observer=_ProgressObserver(progress, len(stacks)),
+            sign_ins=_sign_in_reader(options, context),
+            in_use_days=options.in_use_days,
         )
     if options.json:
         context.consoles.result(reports_to_json(reports))
     else:
         render_table(reports, context.consoles.out, options.expiry_days)
+    for note in sign_in_notes(reports):
+        context.consoles.message(f"popctl fleet: note: {note}")
+    if options.calendar is not None:
+        from popctl.ics import write_calendar
+
+        write_calendar(options.calendar, reports, now)
+    if options.metrics is not None:
+        from popctl.metrics import write_metrics
+
+        write_metrics(options.metrics, reports, now)
     return exit_status(reports)
+
+
+def _sign_in_reader(options: FleetOptions, context: Context) -> SignInReader | None:
+    """The context's reader (tests), else the recording's, else Graph's; None with ``--no-sign-ins``."""
+    from popctl import signins
+
+    if not options.sign_ins:
+        return None
+    if context.read_sign_ins is not None:
+        return context.read_sign_ins
+    if options.recorded is not None:
+        return signins.recorded_reader(options.recorded)
+    return signins.graph_reader
+
+
+def sign_in_notes(reports: Sequence[TenantReport]) -> list[str]:
+    """One line per reason the sign-in activity could not be read, naming the tenants it applies to."""
+    stacks: dict[str, list[str]] = {}
+    for report in reports:
+        if report.sign_ins_note not in (None, "not asked", "not recorded"):
+            stacks.setdefault(str(report.sign_ins_note), []).append(report.stack)
+    return [
+        f"the secrets' last sign-ins are not shown for {', '.join(names)}: {reason}"
+        for reason, names in stacks.items()
+    ]
 
 
 def _runner_and_stacks(options: FleetOptions) -> tuple[PreviewRunner, list[str]]:
@@ -185,7 +261,7 @@ def render_table(reports: Sequence[TenantReport], console: Console, expiry_days:
         "Status",
         "Drift",
         "Pending",
-        f"Secrets (days left, ! = within {expiry_days})",
+        f"Secrets (days left, ! = within {expiry_days}; last sign-in)",
         "Errors",
     ):
         table.add_column(column, overflow="fold")
@@ -196,7 +272,7 @@ def render_table(reports: Sequence[TenantReport], console: Console, expiry_days:
             _changes_cell(report.drift),
             _changes_cell(report.pending),
             _secrets_cell(report.secrets),
-            "\n".join(report.errors),
+            "\n".join([*_in_use_warnings(report), *report.errors]),
         )
     console.print(table)
     counts: dict[str, int] = {}
@@ -219,8 +295,17 @@ def _secrets_cell(secrets: Sequence[SecretExpiry]) -> str:
     for secret in secrets:
         marker = "!" if secret.expiring else ""
         origin = "" if secret.managed else " (hand-made)"
-        lines.append(f"{secret.key_id[:8]} {secret.expires_in_days}d{marker}{origin}")
+        used = f" used {secret.last_sign_in_at:%Y-%m-%d}" if secret.last_sign_in_at else ""
+        lines.append(f"{secret.key_id[:8]} {secret.expires_in_days}d{marker}{origin}{used}")
     return "\n".join(lines) or "-"
+
+
+def _in_use_warnings(report: TenantReport) -> list[str]:
+    return [
+        f"rotation revokes {secret.key_id[:8]}, used {secret.last_sign_in_at:%Y-%m-%d}: switch the ERP "
+        f"to the current secret first (popctl handoff --stack {report.stack} --show-secret)"
+        for secret in report.revokes_in_use
+    ]
 
 
 class _ProgressObserver:

@@ -11,10 +11,13 @@ import argparse
 import json
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from components.settings import to_rfc3339
 from mscloud.clouds import AUTHORITY_HOST_ENV, CLOUDS, POP3_PORT
+from popctl import values
 from popctl.errors import Exit, UsageError
 from popctl.pop3 import DEFAULT_TIMEOUT
 from popctl.target import SECRET_ENV, TargetOptions, resolve_target
@@ -35,6 +38,7 @@ class VerifyOptions:
     timeout: float
     json: bool
     admin: bool
+    max_age: timedelta | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     behaviour.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="network timeout in seconds"
     )
+    behaviour.add_argument(
+        "--max-age",
+        metavar="DURATION",
+        help=(
+            "also fail a mailbox whose oldest message is older than this (6h, 2d, 90m): the ERP, which "
+            "deletes what it fetches, has stopped fetching (reads headers only, changes nothing)"
+        ),
+    )
     behaviour.add_argument("--json", action="store_true", help="one JSON object per mailbox per line")
     behaviour.add_argument(
         "--admin", action="store_true", help="explain refused logins from Exchange (needs admin credentials)"
@@ -94,12 +106,14 @@ def parse(namespace: argparse.Namespace) -> VerifyOptions:
         scope=namespace.scope,
         ca_file=namespace.ca_file,
     )
-    return VerifyOptions(target, namespace.wait, namespace.timeout, namespace.json, namespace.admin)
+    max_age = None if namespace.max_age is None else values.duration(namespace.max_age, "--max-age")
+    return VerifyOptions(target, namespace.wait, namespace.timeout, namespace.json, namespace.admin, max_age)
 
 
 def run(options: VerifyOptions, context: Context) -> Exit:
     from popctl.verify import verify_mailboxes
 
+    now = values.now()
     target, secret = resolve_target(options.target, os.environ, read_stack=context.read_stack)
     report = Report(context.consoles, json_lines=options.json)
     results = verify_mailboxes(
@@ -110,6 +124,8 @@ def run(options: VerifyOptions, context: Context) -> Exit:
         timeout=options.timeout,
         admin=options.admin,
         backoff=context.verify_backoff,
+        max_age=options.max_age,
+        now=lambda: now,
     )
     report.summary(results)
     return Exit.OK if all(result.ok for result in results) else Exit.FAILED
@@ -157,10 +173,15 @@ class Report:
         if result.ok:
             size = human_size(result.octets or 0)
             tries = f" after {result.attempts} attempts" if result.attempts > 1 else ""
+            oldest = (
+                f", oldest from {to_rfc3339(result.oldest_message_at)}" if result.oldest_message_at else ""
+            )
             out.print(
-                f"[green]OK[/green]   {result.mailbox}: {result.messages} messages, {size}{tries} "
+                f"[green]OK[/green]   {result.mailbox}: {result.messages} messages, {size}{oldest}{tries} "
                 f"({result.seconds:.1f} s)"
             )
+            for finding in result.findings:
+                out.print(Text(f"     note: {finding}"))
             return
         cause = result.cause.value if result.cause is not None else "unknown"
         out.print(f"[red]FAIL[/red] {result.mailbox}: {cause}")

@@ -111,6 +111,7 @@ def test_recorded_fleet_reports_each_state(recorded_fleet, fixed_now, capsys):
             "expiresAt": "2025-03-15T00:00:00Z",
             "expiresInDays": 13,
             "expiring": True,
+            "lastSignInAt": None,
         },
         {
             "keyId": "00000000-aaaa-bbbb-cccc-00000000echo",
@@ -120,6 +121,7 @@ def test_recorded_fleet_reports_each_state(recorded_fleet, fixed_now, capsys):
             "expiresAt": "2025-09-01T00:00:00Z",
             "expiresInDays": 183,
             "expiring": False,
+            "lastSignInAt": None,
         },
     ]
     assert rows["echo"]["expiring"] is True
@@ -143,6 +145,9 @@ def test_json_shape_is_one_object_per_tenant(recorded_fleet, fixed_now, capsys):
         "expiring",
         "errors",
         "durationSeconds",
+        "nextSecretRotationAt",
+        "signInActivity",
+        "revokesInUse",
     }
 
 

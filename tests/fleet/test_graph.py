@@ -64,6 +64,7 @@ def test_lists_follow_paging_and_filters(served):
         "signInAudience",
         "requiredResourceAccess",
         "passwordCredentials",
+        "createdDateTime",
     }
     assert tokens.scopes[0] == f"{cloud.graph_url}/.default"
 

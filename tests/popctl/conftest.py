@@ -14,6 +14,7 @@ import pytest
 from mscloud.auth import shared_token_source
 from mscloud.retry import Backoff
 from popctl.cli import Context, main
+from popctl.signins import SignInReader
 from popctl.stack import StackReader
 from sandbox import dovecot as dovecot_fake
 from sandbox.dovecot import DovecotServer
@@ -158,9 +159,12 @@ class Seams:
 
     read_stack: StackReader | None = None
     verify_backoff: Backoff | None = None
+    read_sign_ins: SignInReader | None = None
 
     def context(self) -> Context:
-        return Context(read_stack=self.read_stack, verify_backoff=self.verify_backoff)
+        return Context(
+            read_stack=self.read_stack, verify_backoff=self.verify_backoff, read_sign_ins=self.read_sign_ins
+        )
 
 
 @pytest.fixture

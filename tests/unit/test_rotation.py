@@ -308,6 +308,33 @@ def test_invalid_periods_are_refused() -> None:
         initial_state(0, TENANT, 244, 0, START)
 
 
+def test_the_tenant_policy_caps_the_schedule_and_nothing_is_shortened() -> None:
+    state = initial_state(0, TENANT, 121, 0, START, max_lifetime_days=365)
+    assert state.expires_at - state.event_at == timedelta(days=363)
+    with pytest.raises(ValueError, match=r"period_days must be 1\.\.121, got 122"):
+        advance(state, 122, 0, START, max_lifetime_days=365)
+    with pytest.raises(ValueError, match="period_days"):
+        initial_state(0, TENANT, 180, 0, START, max_lifetime_days=365)
+
+
+def test_the_secret_slot_refuses_a_period_over_the_policy_naming_both_keys() -> None:
+    from components.secret_slots import SecretSlotProvider
+
+    inputs = {
+        "tenant_id": TENANT,
+        "cloud": "public",
+        "application_object_id": "6f1c2a3b-0000-4000-8000-1234567890ab",
+        "slot": 0,
+        "period_days": 180,
+        "force_rotation": 0,
+        "max_lifetime_days": 365,
+    }
+    [failure] = SecretSlotProvider().check({}, inputs).failures
+    assert "pop3-oauth:secretRotationDays" in failure.reason
+    assert "pop3-oauth:maxSecretLifetimeDays" in failure.reason
+    assert SecretSlotProvider().check({}, {**inputs, "max_lifetime_days": 540}).failures == []
+
+
 # --- taking over secrets that exist (the first release's stacks, a lost record) ----------------------------
 
 

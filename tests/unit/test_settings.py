@@ -15,6 +15,7 @@ from components.settings import (
     SettingsError,
     format_adopted_secret,
     load_settings,
+    longest_rotation_days,
     parse_adopted_secret,
 )
 
@@ -175,3 +176,34 @@ def test_adopted_secret_entries_round_trip() -> None:
     secret = AdoptedSecret(KEY_ID, datetime(2027, 5, 31, 10, tzinfo=UTC), "by hand")
     assert parse_adopted_secret(format_adopted_secret(secret)) == secret
     assert parse_adopted_secret(f"{KEY_ID} 2027-05-31T10:00:00Z").display_name == ""
+
+
+def test_max_secret_lifetime_defaults_to_entras_two_years() -> None:
+    assert load_settings(valid()).max_secret_lifetime_days == 730
+
+
+def test_a_period_whose_secrets_outlive_the_tenant_policy_is_refused_naming_both_keys() -> None:
+    (problem,) = problems(valid(secretRotationDays="180", maxSecretLifetimeDays="365"))
+    assert "pop3-oauth:secretRotationDays" in problem
+    assert "pop3-oauth:maxSecretLifetimeDays" in problem
+    assert "at most 121" in problem
+
+
+@given(st.integers(min_value=21, max_value=730), st.integers(min_value=7, max_value=MAX_ROTATION_DAYS))
+def test_a_period_is_accepted_exactly_when_three_periods_fit_the_policy(lifetime: int, days: int) -> None:
+    raw = valid(secretRotationDays=str(days), maxSecretLifetimeDays=str(lifetime))
+    if 3 * days <= lifetime:
+        settings = load_settings(raw)
+        assert settings.secret_lifetime_days == 3 * days <= settings.max_secret_lifetime_days
+        assert longest_rotation_days(lifetime) >= days
+    else:
+        assert any("maxSecretLifetimeDays" in problem for problem in problems(raw))
+        assert longest_rotation_days(lifetime) < days
+
+
+@pytest.mark.parametrize("value", ["20", "731", "soon", "-1"])
+def test_max_secret_lifetime_out_of_range_is_refused(value: str) -> None:
+    assert any(
+        problem.startswith("pop3-oauth:maxSecretLifetimeDays") and "21 to 730" in problem
+        for problem in problems(valid(maxSecretLifetimeDays=value))
+    )
