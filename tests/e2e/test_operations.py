@@ -11,7 +11,8 @@ from icalendar import Calendar
 from prometheus_client.parser import text_string_to_metric_families
 
 from popctl.preflight import EXCHANGE_ADMINISTRATOR
-from tests.e2e.harness import GRAPH_ROLES, Project, leaked
+from sandbox.tenants import GRAPH_ROLES
+from tests.e2e.harness import Project, leaked
 
 MAILBOX = "edi@operations.test"
 
