@@ -23,14 +23,13 @@ from pulumi.dynamic import (
 from components.exchange.claims import claim_entries, claim_mailbox
 from components.exchange.providers import (
     ExchangeProviderError,
-    canonical_rights,
     changed_keys,
     check_cloud,
     check_guid,
-    check_rights,
     exchange_client,
     folded,
     is_unknown,
+    permission_check,
     require_pop_mailbox,
     same,
 )
@@ -38,7 +37,7 @@ from components.settings import is_mailbox
 from mscloud.clouds import DEFAULT_CLOUD
 from mscloud.exchange import ExchangeClient
 from mscloud.mailboxes import Mailbox, resolve, resolve_all
-from mscloud.permissions import FULL_ACCESS, Principal, principal_of, rights_on
+from mscloud.permissions import Principal, principal_of, rights_on
 
 
 class MailboxAccessProvider(ResourceProvider):
@@ -68,14 +67,7 @@ class MailboxAccessProvider(ResourceProvider):
             *check_cloud(news),
             *self._check_mailboxes(news.get("mailboxes")),
         ]
-        rights = news.get("access_rights", [FULL_ACCESS])
-        failures += check_rights(rights)
-        inputs = {
-            **news,
-            "cloud": news.get("cloud", DEFAULT_CLOUD),
-            "access_rights": canonical_rights(rights),
-        }
-        return CheckResult(inputs, failures)
+        return permission_check(news, failures)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = exchange_client(props["tenant_id"], props["cloud"])

@@ -144,6 +144,13 @@ def canonical_rights(rights: object) -> object:
     return sorted({canonical_right(str(right)) for right in rights})
 
 
+def permission_check(news: Mapping[str, Any], failures: list[CheckFailure]) -> CheckResult:
+    """A permission resource's check: ``cloud`` defaulted, ``access_rights`` checked and spelt canonically."""
+    rights = news.get("access_rights", [FULL_ACCESS])
+    inputs = {**news, "cloud": news.get("cloud", DEFAULT_CLOUD), "access_rights": canonical_rights(rights)}
+    return CheckResult(inputs, [*failures, *check_rights(rights)])
+
+
 def require_pop_mailbox(client: ExchangeClient, tenant_id: str, mailbox: str) -> None:
     """Fail with the remedy unless ``mailbox`` exists and has POP enabled (Get-CASMailbox)."""
     settings = client.get_cas_mailbox(mailbox)
@@ -277,14 +284,7 @@ class MailboxPermissionProvider(ResourceProvider):
                     "mailbox", f"mailbox must be an e-mail address like edi@contoso.com, got {mailbox!r}"
                 )
             )
-        rights = news.get("access_rights", [FULL_ACCESS])
-        failures += check_rights(rights)
-        inputs = {
-            **news,
-            "cloud": news.get("cloud", DEFAULT_CLOUD),
-            "access_rights": canonical_rights(rights),
-        }
-        return CheckResult(inputs, failures)
+        return permission_check(news, failures)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = exchange_client(props["tenant_id"], props["cloud"])
