@@ -43,6 +43,11 @@ def mailbox_permission(mailbox: str, component: str = COMPONENT_NAME) -> str:
     return child(f"fullaccess-{mailbox.lower()}", component)
 
 
+def stack_tag(stack: str) -> str:
+    """The tag the program puts on the app registration of ``stack``."""
+    return f"pop3-oauth-stack:{stack}"
+
+
 def component_urn(stack: str) -> str:
     """The URN of the program's ``Pop3Tenant`` component in ``stack``."""
     return f"urn:pulumi:{stack}::{PROJECT}::{COMPONENT_TYPE}::{COMPONENT_NAME}"

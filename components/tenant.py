@@ -75,7 +75,7 @@ class Pop3Tenant(pulumi.ComponentResource):
             f"Managed by Pulumi: project pop3-oauth, stack {args.stack}. POP3 access for Concept Office. "
             "Changes made by hand are undone by the next `pulumi up`."
         )
-        tags = ["pop3-oauth", f"pop3-oauth-stack:{args.stack}", *settings.tags]
+        tags = ["pop3-oauth", names.stack_tag(args.stack), *settings.tags]
         owners = self._owners(name, settings, provider)
 
         app = azuread.Application(

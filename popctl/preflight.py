@@ -24,6 +24,7 @@ from enum import StrEnum
 from functools import partial
 from typing import Any, Protocol
 
+from components.names import stack_tag
 from components.settings import (
     key,
     longest_rotation_days,
@@ -115,6 +116,7 @@ class PreflightPlan:
     max_secret_lifetime_days: int
     allow_duplicate_app_name: bool
     now: datetime
+    stack: str | None = None
 
 
 class PreflightGraph(Protocol):
@@ -545,6 +547,9 @@ def check_existing_app(graph: PreflightGraph, plan: PreflightPlan) -> Check:
     found = graph.applications(display_name=plan.app_display_name)
     if not found:
         return ok(name, f"no app registration is named {plan.app_display_name!r}")
+    if plan.stack is not None and all(stack_tag(plan.stack) in (app.get("tags") or []) for app in found):
+        ids = ", ".join(str(app.get("appId")) for app in found)
+        return ok(name, f"{plan.app_display_name!r} (client id {ids}) is stack {plan.stack}'s own app")
     ids = ", ".join(f"{app.get('id')} (client id {app.get('appId')})" for app in found)
     if plan.allow_duplicate_app_name:
         return ok(

@@ -23,7 +23,7 @@ from sandbox.clock import MovableClock
 from sandbox.dovecot import DovecotServer, Introspection
 from sandbox.emulator import Credentials, Emulator
 from sandbox.state import StateFile
-from sandbox.tenants import seed_tenant
+from sandbox.tenants import EXCHANGE_ADMINISTRATOR_ROLE, seed_tenant
 from sandbox.tls import certificates_in
 from sandbox.workspace import MAILBOXES, SampleTenant, Workspace, write_private
 
@@ -97,6 +97,12 @@ def serve(workspace: Workspace) -> int:
             tenant = SampleTenant(seeded.tenant_id, seeded.deployer.client_id, seeded.mailboxes)
             workspace.save_tenant(tenant, seeded.deployer_secret)
             emulator.save()
+        # As docs/permissions.md asks of a deploying identity; the tenant-wide tables are not in the state
+        # file, so the role is given at every start.
+        deployer = emulator.entra.apps[(tenant.tenant_id.lower(), tenant.deployer_client_id.lower())]
+        emulator.graph.tenant_tables.give_role(
+            tenant.tenant_id, deployer.object_id, "Exchange Administrator", EXCHANGE_ADMINISTRATOR_ROLE
+        )
         dovecot = DovecotServer(
             cert_pem=certificates.server_cert,
             key_pem=certificates.server_key,

@@ -19,6 +19,8 @@ from sandbox.exchange import MANAGE_AS_APP, ExchangeFake
 from sandbox.graph import GraphFake
 
 GRAPH_ROLES = ("Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All")
+EXCHANGE_ADMINISTRATOR_ROLE = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+"""The directory role template a deploying identity holds for the Exchange side (docs/permissions.md)."""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 class PreflightOptions:
     settings: StackSettings
     json: bool
+    stack: str | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse(namespace: argparse.Namespace) -> PreflightOptions:
     raw: dict[str, Any] = {}
+    name: str | None = None
     if namespace.stack is not None:
         name = values.stack_name(namespace.stack)
         raw = stack_config(values.project_dir(namespace.project_dir) / "stacks" / f"Pulumi.{name}.yaml")
@@ -69,7 +71,7 @@ def parse(namespace: argparse.Namespace) -> PreflightOptions:
         settings = load_settings(raw)
     except SettingsError as error:
         raise UsageError(str(error)) from None
-    return PreflightOptions(settings, namespace.json)
+    return PreflightOptions(settings, namespace.json, name)
 
 
 def stack_config(path: Path) -> dict[str, Any]:
@@ -106,6 +108,7 @@ def run(options: PreflightOptions, context: Context) -> Exit:
         max_secret_lifetime_days=settings.max_secret_lifetime_days,
         allow_duplicate_app_name=settings.allow_duplicate_app_name,
         now=now,
+        stack=options.stack,
     )
     graph = GraphClient(settings.tenant_id, cloud, tokens, max_retry_seconds=30.0)
     exchange = ExchangeClient(settings.tenant_id, cloud, tokens, max_retry_seconds=30.0)

@@ -24,7 +24,7 @@ def allow(project: Project, *graph_roles: str) -> None:
         deployer.roles[audience] = [*GRAPH_ROLES, *graph_roles]
 
 
-def test_preflight_is_ready_before_the_first_up_and_finds_the_app_after_it(
+def test_preflight_is_ready_before_and_after_the_first_up_and_finds_the_app_for_another_stack(
     new_project: Callable[..., Project],
 ) -> None:
     project = new_project(mailboxes=(MAILBOX,))
@@ -43,12 +43,17 @@ def test_preflight_is_ready_before_the_first_up_and_finds_the_app_after_it(
     assert before.code == 0, before.describe()
     assert before.json()["ready"] is True
     project.up()
-    after = project.popctl("preflight", "--stack", "preflight", "--json", check=False)
+    again = project.popctl("preflight", "--stack", "preflight", "--json", check=False)
+    assert again.code == 0, again.describe()
+    own = {check["check"]: check for check in again.json()["checks"]}["existing-app"]
+    assert "stack preflight's own app" in own["detail"]
+    tenant = ("--tenant-id", project.tenant.tenant_id, "--mailbox", MAILBOX)
+    after = project.popctl("preflight", *tenant, "--json", check=False)  # as for a new stack beside it
     checks = {check["check"]: check for check in after.json()["checks"]}
     assert after.code == 1, after.describe()
     assert checks["existing-app"]["cause"] == "app-exists"
     assert checks["existing-app"]["existingApps"]
-    assert leaked(before.output + after.output, project.microsoft.secret_values()) == []
+    assert leaked(before.output + again.output + after.output, project.microsoft.secret_values()) == []
 
 
 def test_fleet_writes_calendar_and_metrics_with_the_secrets_last_sign_ins(

@@ -322,3 +322,23 @@ def test_without_credentials_nothing_is_checked_and_it_says_how_to_sign_in(
     assert code == 3
     assert {check["status"] for check in document["checks"]} == {"not-checked"}
     assert "popctl login" in by_name(document)["graph-permissions"]["remedy"]
+
+
+def test_the_stacks_own_app_is_not_taken_for_a_twin(
+    tenant: Tenant, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.contoso.yaml").write_text(
+        f'config:\n  pop3-oauth:tenantId: "{TENANT}"\n  pop3-oauth:mailboxes:\n    - "{MAILBOX}"\n'
+    )
+    ours = tenant.fakes.graph.add_application(TENANT, "POP3APP", pop_role=True)
+    ours.tags = ["pop3-oauth", "pop3-oauth-stack:contoso"]
+    stack = ("--stack", "contoso", "--project-dir", str(tmp_path))
+
+    _, document, _ = preflight(capsys, *stack)
+    assert by_name(document)["existing-app"]["status"] == "ok"
+    assert "stack contoso's own app" in by_name(document)["existing-app"]["detail"]
+
+    tenant.fakes.graph.add_application(TENANT, "POP3APP", pop_role=True)  # a hand-made twin beside it
+    _, document, _ = preflight(capsys, *stack)
+    assert by_name(document)["existing-app"]["cause"] == "app-exists"
