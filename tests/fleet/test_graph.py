@@ -65,6 +65,7 @@ def test_lists_follow_paging_and_filters(served):
         "requiredResourceAccess",
         "passwordCredentials",
         "createdDateTime",
+        "tags",
     }
     assert tokens.scopes[0] == f"{cloud.graph_url}/.default"
 
