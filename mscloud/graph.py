@@ -84,7 +84,10 @@ class GraphClient:
             flt = f"displayName eq '{_odata_string(display_name)}'"
         else:
             raise ValueError("give client_id or display_name")
-        select = "id,appId,displayName,signInAudience,requiredResourceAccess,passwordCredentials,createdDateTime,tags"
+        select = (
+            "id,appId,displayName,signInAudience,requiredResourceAccess,passwordCredentials,"
+            "createdDateTime,tags"
+        )
         return self.get_all("applications", {"$filter": flt, "$select": select})
 
     def service_principal_by_app_id(self, app_id: str) -> dict[str, Any] | None:
