@@ -70,6 +70,14 @@ def resolve(reader: ExchangeReader, address: str) -> Mailbox | None:
     return None if record is None else mailbox_of(record, address)
 
 
+def no_such_mailbox(address: str, tenant_id: str) -> str:
+    """What to say when Exchange knows no mailbox of ``address``."""
+    return (
+        f"Mailbox {address} does not exist in tenant {tenant_id}: check the address in the stack's "
+        "`mailboxes` setting (an address of a user or shared mailbox)."
+    )
+
+
 def resolve_all(reader: ExchangeReader, addresses: Iterable[str], *, tenant_id: str) -> dict[str, Mailbox]:
     """Each configured address with its mailbox, in the given order.
 
@@ -81,10 +89,7 @@ def resolve_all(reader: ExchangeReader, addresses: Iterable[str], *, tenant_id: 
     for address in addresses:
         mailbox = resolve(reader, address)
         if mailbox is None:
-            raise MailboxError(
-                f"Mailbox {address} does not exist in tenant {tenant_id}: check the address in the stack's "
-                "`mailboxes` setting (an address of a user or shared mailbox)."
-            )
+            raise MailboxError(no_such_mailbox(address, tenant_id))
         if mailbox.id in seen:
             raise MailboxError(
                 f"`mailboxes` lists {seen[mailbox.id]} and {address}, two addresses of one mailbox "

@@ -22,7 +22,6 @@ from pulumi.dynamic import (
 
 from components.exchange.claims import claim_entries, claim_mailbox
 from components.exchange.providers import (
-    ExchangeProviderError,
     changed_keys,
     check_cloud,
     check_guid,
@@ -30,6 +29,7 @@ from components.exchange.providers import (
     folded,
     is_unknown,
     permission_check,
+    registered_principal,
     require_pop_mailbox,
     same,
 )
@@ -72,7 +72,7 @@ class MailboxAccessProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = exchange_client(props["tenant_id"], props["cloud"])
         resolved = self._resolve(client, props, checked=set())
-        principal = self._principal(client, props)
+        principal = registered_principal(client, props["user"], props["app_id"])
         entries = [
             self._grant(client, props, principal, address, mailbox, previous=None)
             for address, mailbox in resolved.items()
@@ -115,7 +115,7 @@ class MailboxAccessProvider(ResourceProvider):
         client = exchange_client(news["tenant_id"], news["cloud"])
         previous = {entry["mailbox_id"]: entry for entry in olds.get("entries") or ()}
         resolved = self._resolve(client, news, checked=set(previous))
-        principal = self._principal(client, news)
+        principal = registered_principal(client, news["user"], news["app_id"])
         entries = [
             self._grant(client, news, principal, address, mailbox, previous=previous.get(mailbox.id))
             for address, mailbox in resolved.items()
@@ -179,17 +179,6 @@ class MailboxAccessProvider(ResourceProvider):
             if mailbox.id not in checked:
                 require_pop_mailbox(client, props["tenant_id"], mailbox.primary_address)
         return resolved
-
-    @staticmethod
-    def _principal(client: ExchangeClient, props: Mapping[str, Any]) -> Principal:
-        registration = client.get_service_principal(props["user"])
-        if registration is None:
-            raise ExchangeProviderError(
-                f"Service principal {props['user']} is not registered in Exchange (New-ServicePrincipal): "
-                "create the ServicePrincipalRegistration first (depends_on), and pass the service "
-                "principal's object id as user."
-            )
-        return principal_of(props["user"], registration, props["app_id"])
 
     @staticmethod
     def _grant(

@@ -40,14 +40,15 @@ from mscloud.clouds import CLOUDS, DEFAULT_CLOUD, get_cloud
 from mscloud.errors import Pop3OAuthError
 from mscloud.exchange import ExchangeClient, ExchangeNotFound
 from mscloud.ids import is_guid
-from mscloud.mailboxes import resolve
+from mscloud.mailboxes import no_such_mailbox, resolve
 from mscloud.permissions import (
     ACCESS_RIGHTS,
     FULL_ACCESS,
+    Principal,
     canonical_right,
-    held_rights,
-    principal_names,
+    principal_of,
     registered_object_id,
+    rights_on,
 )
 
 PRINCIPAL_LAG_ENV = "POP3_OAUTH_PRINCIPAL_LAG_SECONDS"
@@ -151,14 +152,24 @@ def permission_check(news: Mapping[str, Any], failures: list[CheckFailure]) -> C
     return CheckResult(inputs, [*failures, *check_rights(rights)])
 
 
+def registered_principal(client: ExchangeClient, user: str, *also: str) -> Principal:
+    """The service principal ``user`` as Exchange registered it (``also``: its app id); fails with the
+    remedy when Exchange has no registration of it."""
+    registration = client.get_service_principal(user)
+    if registration is None:
+        raise ExchangeProviderError(
+            f"Service principal {user} is not registered in Exchange (New-ServicePrincipal): create the "
+            "ServicePrincipalRegistration first (depends_on), and pass the service principal's object id "
+            "as user."
+        )
+    return principal_of(user, registration, *also)
+
+
 def require_pop_mailbox(client: ExchangeClient, tenant_id: str, mailbox: str) -> None:
     """Fail with the remedy unless ``mailbox`` exists and has POP enabled (Get-CASMailbox)."""
     settings = client.get_cas_mailbox(mailbox)
     if settings is None:
-        raise ExchangeProviderError(
-            f"Mailbox {mailbox} does not exist in tenant {tenant_id}: check the address in the stack's "
-            "`mailboxes` setting (the primary SMTP address of a user or shared mailbox)."
-        )
+        raise ExchangeProviderError(no_such_mailbox(mailbox, tenant_id))
     if not settings["PopEnabled"]:
         raise ExchangeProviderError(
             f"POP3 is disabled for mailbox {mailbox}: enable it with "
@@ -289,32 +300,37 @@ class MailboxPermissionProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = exchange_client(props["tenant_id"], props["cloud"])
         require_pop_mailbox(client, props["tenant_id"], props["mailbox"])
-        names = self._principal_names(client, props["user"])
+        principal = registered_principal(client, props["user"])
         wanted = set(props["access_rights"])
-        held = self._held(client, props["mailbox"], names)
+        held = rights_on(client, props["mailbox"], principal)
         if not wanted <= held:
             client.add_mailbox_permission(
                 props["mailbox"],
                 props["user"],
                 sorted(wanted - held),
-                visible=lambda: wanted <= self._held(client, props["mailbox"], names),
+                visible=lambda: wanted <= rights_on(client, props["mailbox"], principal),
             )
             held |= wanted
-        return CreateResult(self._id(props), self._outputs(props, held, names))
+        return CreateResult(self._id(props), self._outputs(props, held, set(principal.names)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = exchange_client(props["tenant_id"], props["cloud"])
-        names = set(props.get("principal_names") or ()) | {props["user"]}
+        user = props["user"]
+        # The names recorded at create save a Get-ServicePrincipal; outside a filtered answer only the
+        # object id counts (mscloud.permissions), and the registration is read when nothing was found.
+        principal = Principal(
+            user, frozenset({user}), frozenset({user, *(props.get("principal_names") or ())})
+        )
         try:
-            held = self._held(client, props["mailbox"], names)
+            held = rights_on(client, props["mailbox"], principal)
             if not held:
-                names = self._principal_names(client, props["user"], required=False)
-                held = self._held(client, props["mailbox"], names) if names else set()
+                principal = principal_of(user, client.get_service_principal(user))
+                held = rights_on(client, props["mailbox"], principal)
         except ExchangeNotFound:
             held = set()
         if not held:
             return ReadResult(None, {})
-        return ReadResult(id_, self._outputs(props, held, names))
+        return ReadResult(id_, self._outputs(props, held, set(principal.names)))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = changed_keys(olds, news, self.REPLACE_KEYS)
@@ -349,28 +365,12 @@ class MailboxPermissionProvider(ResourceProvider):
     def _taken_over(client: ExchangeClient, props: Mapping[str, Any]) -> bool:
         """Whether a MailboxAccess of this provider process holds this mailbox for this user."""
         held = claimed(props["tenant_id"], props["user"])
-        if not held or props["mailbox"].lower() in held:
-            return bool(held)
+        if not held:
+            return False
+        if props["mailbox"].lower() in held:
+            return True
         mailbox = resolve(client, props["mailbox"])
         return mailbox is not None and mailbox.id in held
-
-    @staticmethod
-    def _principal_names(client: ExchangeClient, user: str, *, required: bool = True) -> set[str]:
-        principal = client.get_service_principal(user)
-        if principal is None:
-            if not required:
-                return set()
-            raise ExchangeProviderError(
-                f"Service principal {user} is not registered in Exchange (New-ServicePrincipal): create the "
-                "ServicePrincipalRegistration first (depends_on), "
-                "and pass the service principal's object id as user."
-            )
-        return principal_names(user, principal)
-
-    @staticmethod
-    def _held(client: ExchangeClient, mailbox: str, names: set[str]) -> set[str]:
-        """The rights any of ``names`` holds on ``mailbox`` (``mscloud.permissions.held_rights``)."""
-        return held_rights(client.get_mailbox_permissions(mailbox), names)
 
     @staticmethod
     def _id(props: Mapping[str, Any]) -> str:
